@@ -1,0 +1,237 @@
+"""The HTTP face of the proxy: starlette routes over the page cache and the file fills."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import urlsplit
+
+import diskcache
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from .blobs import BlobStore
+from .config import Config
+from .fill import Fills
+from .model import FileLink, InvalidName, NormalizedName, normalize
+from .pages import PageCache
+from .render import Format, Rendered, negotiate, render_project, render_project_list
+from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
+
+log = logging.getLogger("pypi_proxy.app")
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+OCTET_STREAM = "application/octet-stream"
+RETRY_AFTER = "30"
+
+
+class BlobResponse(FileResponse):
+    # Starlette's 64 KiB default costs several times the CPU per GiB served.
+    chunk_size = 1024 * 1024
+
+
+@dataclass
+class Services:
+    pages: PageCache
+    fills: Fills
+
+
+def create_app(config: Config) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = BlobStore(config.cache_dir)
+        removed = store.clean_parts()
+        if removed:
+            log.info("removed %d partial downloads left by an earlier run", removed)
+        client = UpstreamClient(config)
+        with diskcache.Cache(str(config.cache_dir / "index")) as db:
+            fills = Fills(store, db, client)
+            app.state.services = Services(PageCache(config, db, client), fills)
+            try:
+                yield
+            finally:
+                await fills.aclose()
+                await client.aclose()
+
+    async def home(request: Request) -> Response:
+        index = str(request.url_for("root_index"))
+        return HTMLResponse(
+            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>pypi-proxy</title>'
+            f"</head><body><h1>pypi-proxy</h1><p>Index URL: <code>{escape(index)}</code></p>"
+            f"<pre>{escape(pip_ini(index))}</pre></body></html>"
+        )
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def root_index(request: Request) -> Response:
+        fmt = _format(request)
+        entry, cache = await _services(request).pages.project_list()
+        return _page(request, entry.rendered(fmt, render_project_list), cache, config.page_ttl)
+
+    async def project_redirect(request: Request) -> Response:
+        name = _project_name(request.path_params["project"])
+        return RedirectResponse(f"/simple/{name}/", status_code=301)
+
+    async def project_page(request: Request) -> Response:
+        raw = request.path_params["project"]
+        name = _project_name(raw)
+        if raw != name:
+            return RedirectResponse(f"/simple/{name}/", status_code=301)
+        fmt = _format(request)
+        found = await _services(request).pages.project(name)
+        if found is None:
+            raise HTTPException(404, f"no project named {name!r} in any upstream")
+        entry, cache = found
+        return _page(request, entry.rendered(fmt, render_project), cache, config.page_ttl)
+
+    async def file(request: Request) -> Response:
+        name = _project_name(request.path_params["project"])
+        filename: str = request.path_params["filename"]
+        services = _services(request)
+        if filename.endswith(".metadata"):
+            link = await _listed(services.pages, name, filename.removesuffix(".metadata"))
+            if not link.has_metadata:
+                raise HTTPException(404, f"{link.filename} has no metadata file")
+            metadata = await services.fills.metadata(link)
+            return BlobResponse(
+                metadata, media_type=OCTET_STREAM, headers=_blob_headers(metadata.name)
+            )
+
+        link = await _listed(services.pages, name, filename)
+        path = services.fills.cached(link)
+        if path is not None:
+            return BlobResponse(path, media_type=OCTET_STREAM, headers=_blob_headers(path.name))
+
+        fill = services.fills.start(link)
+        await fill.started.wait()
+        if fill.error is not None:
+            raise fill.error
+        # No Accept-Ranges until the file is on disk: ranges only work from there.
+        headers = {"Cache-Control": IMMUTABLE, "X-Cache": "MISS"}
+        if fill.size is not None:
+            headers["Content-Length"] = str(fill.size)
+        if link.sha256:
+            headers["ETag"] = f'"{link.sha256}"'
+        if request.method == "HEAD":
+            return _headers_only(headers)
+        return StreamingResponse(fill.body(), headers=headers, media_type=OCTET_STREAM)
+
+    async def upstream_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("%s %s: 503: %s", request.method, request.url.path, exc)
+        return Response(
+            f"upstream unavailable: {exc}\n",
+            status_code=503,
+            media_type="text/plain",
+            headers={"Retry-After": RETRY_AFTER},
+        )
+
+    async def upstream_missing(request: Request, exc: Exception) -> Response:
+        return Response(f"not found upstream: {exc}\n", status_code=404, media_type="text/plain")
+
+    routes = [
+        Route("/", home),
+        Route("/-/health", health),
+        Route("/simple", lambda r: RedirectResponse("/simple/", status_code=301)),
+        Route("/simple/", root_index, name="root_index"),
+        Route("/simple/{project}", project_redirect),
+        Route("/simple/{project}/", project_page),
+        Route("/files/{project}/{filename}", file, methods=["GET", "HEAD"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            UpstreamError: upstream_unavailable,
+            NotFoundUpstream: upstream_missing,
+        },
+    )
+
+
+def pip_ini(index_url: str) -> str:
+    """The `pip.ini` / `pip.conf` block for this index; plain http needs `trusted-host`."""
+    host = urlsplit(index_url).hostname or ""
+    return f"[global]\nindex-url = {index_url}\ntrusted-host = {host}\n"
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _project_name(raw: str) -> NormalizedName:
+    try:
+        return normalize(raw)
+    except InvalidName as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _format(request: Request) -> Format:
+    fmt = negotiate(request.headers.get("accept"))
+    if fmt is None:
+        raise HTTPException(
+            406,
+            "acceptable: application/vnd.pypi.simple.v1+json, "
+            "application/vnd.pypi.simple.v1+html, text/html",
+        )
+    return fmt
+
+
+async def _listed(pages: PageCache, name: NormalizedName, filename: str) -> FileLink:
+    """The upstream file a client asks for, which must be one its project page lists.
+
+    Any cached copy of the page will do (files are immutable); only a filename the copy does
+    not know yet makes the page be fetched again.
+    """
+    found = await pages.project(name, max_age=float("inf"))
+    link = found[0].value.file(filename) if found else None
+    if link is None and (found is None or found[1] != "MISS"):
+        found = await pages.project(name, max_age=0)
+        link = found[0].value.file(filename) if found else None
+    if link is None:
+        raise HTTPException(404, f"{name} lists no file {filename!r}")
+    return link
+
+
+def _page(request: Request, body: Rendered, cache: str, ttl: float) -> Response:
+    headers = {
+        "ETag": body.etag,
+        "Vary": "Accept",
+        "Cache-Control": f"max-age={int(ttl)}, public",
+        "X-Cache": cache,
+    }
+    if _etag_matches(request.headers.get("if-none-match"), body.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body.body, headers={**headers, "Content-Type": body.media_type})
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def _blob_headers(sha256: str) -> dict[str, str]:
+    return {"ETag": f'"{sha256}"', "Cache-Control": IMMUTABLE, "X-Cache": "HIT"}
+
+
+def _headers_only(headers: Mapping[str, str]) -> Response:
+    response = Response(status_code=200, media_type=OCTET_STREAM)
+    response.headers.update(headers)
+    if "Content-Length" not in headers:
+        del response.headers["content-length"]
+    return response

@@ -1,0 +1,102 @@
+"""`pypi-proxy`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app, pip_ini
+from .config import Config, ConfigError, default_config_path, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        config = _serve_config(args)
+    except ConfigError as exc:
+        print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        config.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"pypi-proxy: cache.dir {config.cache_dir}: {exc.strerror}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(_banner(config), flush=True)
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pypi-proxy", description="A caching package-index proxy for pip, uv and Poetry."
+    )
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the proxy")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML config file (default: the bundled {default_config_path().name})",
+    )
+    serve.add_argument("--host", help="address to listen on (overrides listen.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides listen.port)")
+    serve.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser
+
+
+def _serve_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config or default_config_path())
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port: expected a port number 0-65535, got {args.port}")
+    return dataclasses.replace(
+        config,
+        host=args.host or config.host,
+        port=config.port if args.port is None else args.port,
+        cache_dir=args.cache_dir.expanduser() if args.cache_dir else config.cache_dir,
+    )
+
+
+def _banner(config: Config) -> str:
+    hosts = _lan_addresses() if config.host in ("0.0.0.0", "::", "") else [config.host]
+    urls = [f"http://{h}:{config.port}/simple/" for h in hosts]
+    lines = [f"pypi-proxy: serving on {config.host}:{config.port}, cache in {config.cache_dir}"]
+    lines += ["Point clients at:"] + [f"  {url}" for url in urls]
+    lines += ["", "pip.ini (Windows: %APPDATA%\\pip\\pip.ini) or pip.conf:", pip_ini(urls[0])]
+    return "\n".join(lines)
+
+
+def _lan_addresses() -> list[str]:
+    """This machine's own addresses, from its host name (no packet is sent)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        infos = []
+    found = sorted({str(info[4][0]) for info in infos} - {"127.0.0.1", "127.0.1.1"})
+    return found or [socket.gethostname()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

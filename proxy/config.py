@@ -1,0 +1,235 @@
+"""The YAML configuration, validated into frozen dataclasses.
+
+Every error names the key path it is about (`upstreams.pytorch.mirrors[0]: ...`), so a typo
+stops the server with a message that says where to look.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from .model import InvalidName, NormalizedName, normalize
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be served; the message names the offending key path."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A group of interchangeable mirrors of one index, tried in order."""
+
+    name: str
+    mirrors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Projects matching any pattern are looked up in these upstreams, first one that has the
+    project wins (so a name routed to the PyTorch index never takes files from elsewhere)."""
+
+    patterns: tuple[str, ...]
+    upstreams: tuple[str, ...]
+
+    def matches(self, name: NormalizedName) -> bool:
+        return any(fnmatchcase(name, pattern) for pattern in self.patterns)
+
+
+@dataclass(frozen=True)
+class Config:
+    upstreams: tuple[Upstream, ...]
+    routes: tuple[Route, ...]
+    host: str = "0.0.0.0"
+    port: int = 3141
+    cache_dir: Path = field(default_factory=lambda: Path("pypi-proxy-cache"))
+    page_ttl: float = 600.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    ca_bundle: Path | None = None
+
+    def upstream(self, name: str) -> Upstream:
+        return next(u for u in self.upstreams if u.name == name)
+
+
+def default_config_path() -> Path:
+    """The bundled config: inside the installed package, or `config/` in a source checkout."""
+    packaged = Path(__file__).with_name("default-config.yaml")
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "config" / "pypi-proxy.yaml"
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data)
+
+
+def parse_config(data: Any) -> Config:
+    root = _mapping(data, "", {"listen", "cache", "timeouts", "tls", "upstreams", "routes"})
+    listen = _mapping(root.get("listen", {}), "listen", {"host", "port"})
+    cache = _mapping(root.get("cache", {}), "cache", {"dir", "page_ttl"})
+    timeouts = _mapping(root.get("timeouts", {}), "timeouts", {"connect", "read"})
+    tls = _mapping(root.get("tls", {}), "tls", {"ca_bundle"})
+
+    upstreams = _upstreams(root.get("upstreams"))
+    names = [u.name for u in upstreams]
+    routes = (
+        _routes(root.get("routes"), names)
+        if "routes" in root
+        else (Route(patterns=("*",), upstreams=tuple(names)),)
+    )
+    defaults = Config(upstreams=(), routes=())
+    return Config(
+        upstreams=upstreams,
+        routes=routes,
+        host=_string(listen.get("host", defaults.host), "listen.host"),
+        port=_port(listen.get("port", defaults.port), "listen.port"),
+        cache_dir=_path(cache.get("dir", str(defaults.cache_dir)), "cache.dir"),
+        page_ttl=_duration(cache.get("page_ttl", defaults.page_ttl), "cache.page_ttl"),
+        connect_timeout=_duration(timeouts.get("connect", 10), "timeouts.connect", positive=True),
+        read_timeout=_duration(timeouts.get("read", 60), "timeouts.read", positive=True),
+        ca_bundle=_path(tls["ca_bundle"], "tls.ca_bundle") if "ca_bundle" in tls else None,
+    )
+
+
+def _upstreams(value: Any) -> tuple[Upstream, ...]:
+    if value is None:
+        raise ConfigError("upstreams: missing; name at least one upstream with its mirrors")
+    groups = _mapping(value, "upstreams", None)
+    if not groups:
+        raise ConfigError("upstreams: empty; name at least one upstream with its mirrors")
+    result = []
+    for name, body in groups.items():
+        path = f"upstreams.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
+        spec = _mapping(body, path, {"mirrors"})
+        mirrors = _list(spec.get("mirrors"), f"{path}.mirrors")
+        if not mirrors:
+            raise ConfigError(f"{path}.mirrors: needs at least one URL")
+        urls = tuple(_index_url(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors))
+        result.append(Upstream(name=name, mirrors=urls))
+    return tuple(result)
+
+
+def _routes(value: Any, known: list[str]) -> tuple[Route, ...]:
+    routes = []
+    for i, item in enumerate(_list(value, "routes")):
+        path = f"routes[{i}]"
+        spec = _mapping(item, path, {"projects", "upstreams"})
+        for key in ("projects", "upstreams"):
+            if key not in spec:
+                raise ConfigError(f"{path}.{key}: missing")
+        patterns = tuple(
+            _pattern(p, f"{path}.projects[{j}]")
+            for j, p in enumerate(_list(spec["projects"], f"{path}.projects"))
+        )
+        targets = _list(spec["upstreams"], f"{path}.upstreams")
+        if not patterns or not targets:
+            raise ConfigError(f"{path}: needs at least one project and one upstream")
+        for j, target in enumerate(targets):
+            if target not in known:
+                raise ConfigError(
+                    f"{path}.upstreams[{j}]: unknown upstream {target!r} "
+                    f"(known: {', '.join(known)})"
+                )
+        routes.append(Route(patterns=patterns, upstreams=tuple(targets)))
+    if not routes:
+        raise ConfigError("routes: empty; leave it out to route every project to every upstream")
+    return tuple(routes)
+
+
+def _pattern(value: Any, path: str) -> str:
+    text = _string(value, path)
+    if any(c in text for c in "*?["):
+        if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", text):
+            raise ConfigError(f"{path}: not a project name or glob: {text!r}")
+        return re.sub(r"[-_.]+", "-", text.lower())
+    try:
+        return normalize(text)
+    except InvalidName:
+        raise ConfigError(f"{path}: not a project name or glob: {text!r}") from None
+
+
+def _index_url(value: Any, path: str) -> str:
+    url = _string(value, path)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{path}: not an http(s) URL: {url!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{path}: an index URL takes no query or fragment: {url!r}")
+    # Project pages are `<index>/<name>/`: the index URL must end in a slash to join onto.
+    return url if url.endswith("/") else url + "/"
+
+
+def _mapping(value: Any, path: str, allowed: set[str] | None) -> dict[Any, Any]:
+    where = path or "the top level"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                full = f"{path}.{key}" if path else str(key)
+                raise ConfigError(
+                    f"{full}: unknown key (expected one of: {', '.join(sorted(allowed))})"
+                )
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def _port(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{path}: expected a port number 0-65535, got {value!r}")
+    return value
+
+
+def _path(value: Any, path: str) -> Path:
+    text = _string(value, path)
+    return Path(os.path.expandvars(text)).expanduser()
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any, path: str, *, positive: bool = False) -> float:
+    """Seconds, from a number or a string such as `90s`, `10m`, `12h`, `7d`."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if match:
+            seconds = float(match[1]) * _UNITS[match[2] or "s"]
+    if seconds is None or seconds < 0 or (positive and seconds == 0):
+        raise ConfigError(f"{path}: expected a duration such as 30s, 10m, 7d, got {value!r}")
+    return seconds
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"

@@ -1,0 +1,90 @@
+"""The index in the shape of PEP 691: what every upstream page is parsed into and rendered from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, NewType
+
+from packaging.utils import canonicalize_name
+
+NormalizedName = NewType("NormalizedName", str)
+
+# A normalized name is lowercase runs of letters and digits joined by single hyphens; anything
+# else a client sends is either a redirect to this form or not a project at all.
+_NORMALIZED = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_VALID_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+class InvalidName(ValueError):
+    """A string that no project can be called."""
+
+
+def normalize(name: str) -> NormalizedName:
+    """PEP 503 normalization, refusing strings that are not project names at all."""
+    if len(name) > 200 or not _VALID_NAME.fullmatch(name):
+        raise InvalidName(f"not a valid project name: {name!r}")
+    normalized = canonicalize_name(name)
+    if not _NORMALIZED.fullmatch(normalized):
+        raise InvalidName(f"not a valid project name: {name!r}")
+    return NormalizedName(normalized)
+
+
+Yanked = bool | str
+"""False, True (yanked without a reason) or the reason; PEP 691's three cases."""
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """One distribution file as an upstream listed it.
+
+    `url` is the absolute upstream location; it never reaches a client. `metadata_sha256` is
+    the PEP 658 metadata hash when the upstream advertised one (`""`: advertised without hash).
+    """
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    requires_python: str | None = None
+    yanked: Yanked = False
+    size: int | None = None
+    upload_time: str | None = None
+    metadata_sha256: str | None = None
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.metadata_sha256 is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileLink:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ProjectPage:
+    """A project's files, in the order the upstream listed them."""
+
+    name: NormalizedName
+    files: tuple[FileLink, ...] = ()
+    _by_filename: dict[str, FileLink] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._by_filename.update((f.filename, f) for f in self.files)
+
+    def file(self, filename: str) -> FileLink | None:
+        return self._by_filename.get(filename)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "files": [f.to_dict() for f in self.files]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProjectPage:
+        return cls(
+            name=NormalizedName(data["name"]),
+            files=tuple(FileLink.from_dict(f) for f in data["files"]),
+        )

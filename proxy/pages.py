@@ -1,0 +1,181 @@
+"""Index pages: fetched from upstreams at most once per TTL, kept on disk across restarts.
+
+Each upstream's page for a project is one entry, on disk (diskcache) and in a small in-memory
+layer that also keeps the bodies rendered from it, so a page of 4,000 files is rendered once
+per change and per format, not once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Generic, TypeVar, cast
+
+import diskcache
+
+from .config import Config, Upstream
+from .model import NormalizedName, ProjectPage
+from .render import Format, Rendered
+from .routing import upstreams_for
+from .upstream import UpstreamClient, UpstreamError
+
+log = logging.getLogger("pypi_proxy.pages")
+
+T = TypeVar("T")
+# "No such project" is remembered briefly, so that a project published upstream a minute ago
+# shows up soon, while a typo does not cost an upstream request every time.
+NEGATIVE_TTL = 60.0
+_MEMORY_ENTRIES = 256
+
+
+@dataclass
+class Entry(Generic[T]):
+    value: T
+    fetched: float
+    renders: dict[Format, Rendered] = field(default_factory=dict)
+
+    def age(self) -> float:
+        return time.time() - self.fetched
+
+    def rendered(self, fmt: Format, render: Callable[[T, Format], Rendered]) -> Rendered:
+        if fmt not in self.renders:
+            self.renders[fmt] = render(self.value, fmt)
+        return self.renders[fmt]
+
+
+class PageCache:
+    def __init__(self, config: Config, db: diskcache.Cache, client: UpstreamClient) -> None:
+        self._config = config
+        self._db = db
+        self._client = client
+        self._memory: OrderedDict[str, Entry[Any]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Future[Entry[Any]]] = {}
+
+    async def project(
+        self, name: NormalizedName, *, max_age: float | None = None
+    ) -> tuple[Entry[ProjectPage], str] | None:
+        """The project's page from the first upstream routed to it that has it, with how it
+        was served (`HIT`, `MISS`, `STALE`).
+
+        An upstream that cannot answer (and has no copy in the cache) raises UpstreamError
+        rather than letting a lower-priority upstream answer in its place: that fall-through
+        is how dependency confusion happens.
+        """
+        ttl = self._config.page_ttl if max_age is None else max_age
+        for upstream_name in upstreams_for(self._config.routes, name):
+            upstream = self._config.upstream(upstream_name)
+            entry, cache = await self._get(
+                _page_key(upstream, name),
+                partial(self._client.project_page, upstream, name),
+                ttl_of=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
+                encode=lambda page: page.to_dict() if page else None,
+                decode=lambda data: ProjectPage.from_dict(data) if data else None,
+            )
+            if entry.value is not None:
+                return cast(Entry[ProjectPage], entry), cache
+        return None
+
+    async def project_list(self) -> tuple[Entry[set[NormalizedName]], str]:
+        return await self._get(
+            _root_key(self._config.upstreams),
+            self._fetch_names,
+            ttl_of=lambda _: self._config.page_ttl,
+            encode=sorted,
+            decode=set,
+        )
+
+    async def _fetch_names(self) -> set[NormalizedName]:
+        results = await asyncio.gather(
+            *(self._client.project_names(u) for u in self._config.upstreams),
+            return_exceptions=True,
+        )
+        names: set[NormalizedName] = set()
+        for upstream, result in zip(self._config.upstreams, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("index root of %s unavailable: %s", upstream.name, result)
+                if not isinstance(result, UpstreamError):
+                    raise result
+            else:
+                names |= result
+        if all(isinstance(r, BaseException) for r in results):
+            raise UpstreamError("no upstream answered for its index root")
+        return names
+
+    async def _get(
+        self,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        ttl_of: Callable[[T], float],
+        encode: Callable[[T], Any],
+        decode: Callable[[Any], T],
+    ) -> tuple[Entry[T], str]:
+        entry = self._remembered(key, decode)
+        if entry is not None and entry.age() < ttl_of(entry.value):
+            return entry, "HIT"
+        try:
+            return await self._refresh(key, fetch, encode), "MISS"
+        except UpstreamError as exc:
+            if entry is None:
+                raise
+            log.warning("serving a stale copy of %s: %s", key, exc)
+            return entry, "STALE"
+
+    async def _refresh(
+        self, key: str, fetch: Callable[[], Awaitable[T]], encode: Callable[[T], Any]
+    ) -> Entry[T]:
+        """One fetch per key at a time; concurrent requests wait for the same result."""
+        if key in self._inflight:
+            return await asyncio.shield(self._inflight[key])
+        future: asyncio.Future[Entry[Any]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            entry = Entry(await fetch(), time.time())
+            self._db.set(key, {"fetched": entry.fetched, "value": encode(entry.value)})
+            self._remember(key, entry)
+            future.set_result(entry)
+            return entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so a future nobody waited on logs nothing
+            raise
+        finally:
+            del self._inflight[key]
+
+    def _remembered(self, key: str, decode: Callable[[Any], T]) -> Entry[T] | None:
+        entry = self._memory.get(key)
+        if entry is not None:
+            self._memory.move_to_end(key)
+            return entry
+        stored = self._db.get(key)
+        if stored is None:
+            return None
+        entry = Entry(decode(stored["value"]), stored["fetched"])
+        self._remember(key, entry)
+        return entry
+
+    def _remember(self, key: str, entry: Entry[Any]) -> None:
+        self._memory[key] = entry
+        self._memory.move_to_end(key)
+        while len(self._memory) > _MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
+
+
+def _page_key(upstream: Upstream, name: NormalizedName) -> str:
+    return f"page:{_identity(upstream)}:{name}"
+
+
+def _root_key(upstreams: tuple[Upstream, ...]) -> str:
+    return "root:" + ",".join(_identity(u) for u in upstreams)
+
+
+def _identity(upstream: Upstream) -> str:
+    """An upstream's name and mirrors: editing its mirrors in the config is a new cache."""
+    mirrors = hashlib.sha256("\n".join(upstream.mirrors).encode()).hexdigest()[:12]
+    return f"{upstream.name}@{mirrors}"

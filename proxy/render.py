@@ -1,0 +1,204 @@
+"""The model into PEP 503 HTML or PEP 691 JSON, with links that only lead back to the proxy.
+
+Links are relative (`../../files/<project>/<file>`), so a page works whatever host name or
+address on the LAN a client used to reach the proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from html import escape
+from urllib.parse import quote
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from .model import FileLink, NormalizedName, ProjectPage
+
+API_VERSION = "1.1"
+
+
+class Format(Enum):
+    """The three answers pip, uv and Poetry accept; uv refuses any other Content-Type."""
+
+    JSON = "application/vnd.pypi.simple.v1+json"
+    HTML = "application/vnd.pypi.simple.v1+html"
+    TEXT_HTML = "text/html"
+
+
+# Accept ranges that name a format. `latest` is PEP 691's alias for the newest version.
+_EXACT = {
+    "application/vnd.pypi.simple.v1+json": Format.JSON,
+    "application/vnd.pypi.simple.latest+json": Format.JSON,
+    "application/vnd.pypi.simple.v1+html": Format.HTML,
+    "application/vnd.pypi.simple.latest+html": Format.HTML,
+    "text/html": Format.TEXT_HTML,
+}
+# Among equal q-values: a client that names JSON gets it (it carries size and upload-time);
+# a client that accepts just anything (`*/*`, a browser) gets plain HTML.
+_NAMED_PREFERENCE = [Format.TEXT_HTML, Format.HTML, Format.JSON]
+_WILDCARD_PREFERENCE = [Format.JSON, Format.HTML, Format.TEXT_HTML]
+
+
+def negotiate(accept: str | None) -> Format | None:
+    """The format to answer with, or None when the client accepts none of ours (406)."""
+    if not accept or not accept.strip():
+        return Format.TEXT_HTML
+    best: tuple[float, int, int] | None = None
+    chosen: Format | None = None
+    for media_range, q in _parse_accept(accept):
+        for fmt in Format:
+            specificity = _match(media_range, fmt)
+            if specificity is None or q <= 0:
+                continue
+            order = _NAMED_PREFERENCE if specificity == 2 else _WILDCARD_PREFERENCE
+            key = (q, specificity, order.index(fmt))
+            if best is None or key > best:
+                best, chosen = key, fmt
+    return chosen
+
+
+def _match(media_range: str, fmt: Format) -> int | None:
+    if _EXACT.get(media_range) is fmt:
+        return 2
+    if media_range == "*/*":
+        return 0
+    kind, _, sub = media_range.partition("/")
+    if sub == "*" and fmt.value.startswith(kind + "/"):
+        return 1
+    return None
+
+
+def _parse_accept(accept: str) -> Iterable[tuple[str, float]]:
+    for item in accept.split(","):
+        media_range, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        if media_range:
+            yield media_range.lower(), q
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def _rendered(body: str, fmt: Format) -> Rendered:
+    data = body.encode("utf-8")
+    media_type = fmt.value + ("; charset=utf-8" if fmt is Format.TEXT_HTML else "")
+    return Rendered(data, media_type, '"' + hashlib.sha256(data).hexdigest()[:40] + '"')
+
+
+def file_href(project: NormalizedName, filename: str) -> str:
+    """A file's link, relative to its project page `/simple/<project>/`."""
+    return f"../../files/{project}/{quote(filename, safe='')}"
+
+
+def render_project(page: ProjectPage, fmt: Format) -> Rendered:
+    if fmt is Format.JSON:
+        return _rendered(_project_json(page), fmt)
+    return _rendered(_project_html(page), fmt)
+
+
+def render_project_list(names: Iterable[NormalizedName], fmt: Format) -> Rendered:
+    ordered = sorted(names)
+    if fmt is Format.JSON:
+        doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in ordered]}
+        return _rendered(json.dumps(doc, separators=(",", ":")), fmt)
+    anchors = "".join(f'<a href="{n}/">{n}</a>\n' for n in ordered)
+    return _rendered(_html_document("Simple index", anchors), fmt)
+
+
+def _html_document(title: str, anchors: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"<title>{escape(title)}</title>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
+        f"{anchors}</body>\n</html>\n"
+    )
+
+
+def _project_html(page: ProjectPage) -> str:
+    return _html_document(
+        f"Links for {page.name}", "".join(_anchor(page.name, f) for f in page.files)
+    )
+
+
+def _anchor(project: NormalizedName, link: FileLink) -> str:
+    href = file_href(project, link.filename)
+    if link.sha256:
+        href += f"#sha256={link.sha256}"
+    attrs = [f'href="{escape(href)}"']
+    if link.requires_python:
+        attrs.append(f'data-requires-python="{escape(link.requires_python)}"')
+    if link.yanked is not False:
+        # Always with a value: pip reads a bare `data-yanked` as not yanked, uv as yanked.
+        reason = "" if link.yanked is True else str(link.yanked)
+        attrs.append(f'data-yanked="{escape(reason)}"')
+    if link.metadata_sha256 is not None:
+        value = f"sha256={link.metadata_sha256}" if link.metadata_sha256 else "true"
+        attrs.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
+    return f"<a {' '.join(attrs)}>{escape(link.filename)}</a><br>\n"
+
+
+def _project_json(page: ProjectPage) -> str:
+    files = []
+    for link in page.files:
+        entry: dict[str, object] = {
+            "filename": link.filename,
+            "url": file_href(page.name, link.filename),
+            "hashes": {"sha256": link.sha256} if link.sha256 else {},
+            "requires-python": link.requires_python,
+            "yanked": link.yanked,
+        }
+        if link.size is not None:
+            entry["size"] = link.size
+        if link.upload_time:
+            entry["upload-time"] = link.upload_time
+        if link.metadata_sha256 is not None:
+            metadata = {"sha256": link.metadata_sha256} if link.metadata_sha256 else True
+            entry["core-metadata"] = entry["dist-info-metadata"] = metadata
+        files.append(entry)
+    doc = {
+        "meta": {"api-version": API_VERSION},
+        "name": page.name,
+        "versions": versions(page),
+        "files": files,
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def versions(page: ProjectPage) -> list[str]:
+    """PEP 700's `versions`: every version the files name, in ascending order."""
+    found: dict[Version, str] = {}
+    for link in page.files:
+        version = _version_of(link.filename)
+        if version is not None:
+            found.setdefault(version, str(version))
+    return [found[v] for v in sorted(found)]
+
+
+def _version_of(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
