@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from .blobs import BlobStore
 from .config import Config
-from .fill import Fills
+from .fill import FillFailed, Fills
 from .model import FileLink, InvalidName, NormalizedName, normalize
 from .pages import PageCache
 from .render import Format, Rendered, negotiate, render_project, render_project_list
@@ -36,6 +36,28 @@ log = logging.getLogger("pypi_proxy.app")
 IMMUTABLE = "public, max-age=31536000, immutable"
 OCTET_STREAM = "application/octet-stream"
 RETRY_AFTER = "30"
+
+
+class BodyCut(Exception):
+    """Ends a response whose body cannot be completed: the server then drops the connection,
+    so the client sees a short body, never a complete-looking bad file."""
+
+
+class _QuietCuts(logging.Filter):
+    # The fill already logged why; uvicorn's traceback for the deliberate cut says nothing more.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BodyCut))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
+
+
+async def _cut_on_failure(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            yield chunk
+    except FillFailed as exc:
+        raise BodyCut(str(exc)) from None
 
 
 class BlobResponse(FileResponse):
@@ -128,7 +150,9 @@ def create_app(config: Config) -> Starlette:
             headers["ETag"] = f'"{link.sha256}"'
         if request.method == "HEAD":
             return _headers_only(headers)
-        return StreamingResponse(fill.body(), headers=headers, media_type=OCTET_STREAM)
+        return StreamingResponse(
+            _cut_on_failure(fill.body()), headers=headers, media_type=OCTET_STREAM
+        )
 
     async def upstream_unavailable(request: Request, exc: Exception) -> Response:
         log.warning("%s %s: 503: %s", request.method, request.url.path, exc)

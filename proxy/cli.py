@@ -61,9 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (overrides listen.host)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides listen.port)")
     serve.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
-    serve.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return parser
 
 

@@ -66,7 +66,10 @@ def _with(**extra: Any) -> dict[str, Any]:
         (_with(timeouts={"read": 0}), "timeouts.read: expected a duration"),
         ({"upstreams": {"pypi": {"mirrors": []}}}, "upstreams.pypi.mirrors: needs at least one"),
         ({"upstreams": {"pypi": {"mirror": ["x"]}}}, "upstreams.pypi.mirror: unknown key"),
-        ({"upstreams": {"pypi": {"mirrors": "https://x/"}}}, "upstreams.pypi.mirrors: expected a list"),
+        (
+            {"upstreams": {"pypi": {"mirrors": "https://x/"}}},
+            "upstreams.pypi.mirrors: expected a list",
+        ),
         (
             {"upstreams": {"pypi": {"mirrors": ["https://ok.test/", "ftp://x.test/"]}}},
             "upstreams.pypi.mirrors[1]: not an http(s) URL: 'ftp://x.test/'",
@@ -77,7 +80,10 @@ def _with(**extra: Any) -> dict[str, Any]:
             "routes[0].upstreams[0]: unknown upstream 'pytroch' (known: pypi)",
         ),
         (_with(routes=[{"projects": ["torch"]}]), "routes[0].upstreams: missing"),
-        (_with(routes=[{"projects": ["bad name!"], "upstreams": ["pypi"]}]), "routes[0].projects[0]"),
+        (
+            _with(routes=[{"projects": ["bad name!"], "upstreams": ["pypi"]}]),
+            "routes[0].projects[0]",
+        ),
         (_with(routes=[]), "routes: empty"),
     ],
 )

@@ -53,7 +53,10 @@ def test_numpy_keeps_its_yanked_files_and_reasons() -> None:
 
 def test_requires_python_is_unescaped() -> None:
     page = parse_project_page(NormalizedName("requests"), _recorded("requests", "html"), MIRROR)
-    assert {f.requires_python for f in page.files} >= {">=3.8", ">=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*, !=3.4.*"}
+    assert {f.requires_python for f in page.files} >= {
+        ">=3.8",
+        ">=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*, !=3.4.*",
+    }
 
 
 def test_mirror_style_relative_links_resolve_against_the_final_url() -> None:
@@ -85,7 +88,8 @@ def test_pytorch_style_root_relative_percent_encoded_links() -> None:
     body = (
         b"<html><body><h1>Links for torch</h1>\n"
         b'<a href="/whl/cu121/torch-2.3.1%2Bcu121-cp311-cp311-win_amd64.whl#sha256='
-        + b"c" * 64
+        + b"c"
+        * 64
         + b'" data-dist-info-metadata="true">torch-2.3.1+cu121-cp311-cp311-win_amd64.whl</a><br/>\n'
         b'<a href="https://other.test/nightly/torch-2.4.0.dev1%2Bcu121-cp311-cp311-linux_x86_64.whl">'
         b"torch-2.4.0.dev1+cu121-cp311-cp311-linux_x86_64.whl</a>"

@@ -65,8 +65,9 @@ PAGE = ProjectPage(
             yanked="bad <build>",
             metadata_sha256="c" * 64,
         ),
-        FileLink("demo-1.5-py3-none-any.whl", "https://up.test/x.whl", yanked=True,
-                 metadata_sha256=""),
+        FileLink(
+            "demo-1.5-py3-none-any.whl", "https://up.test/x.whl", yanked=True, metadata_sha256=""
+        ),
     ),
 )
 PAGE_URL = "http://proxy.test:3141/simple/demo/"

@@ -1,0 +1,68 @@
+"""The servers most tests run against: a mirror-like and a PyTorch-like fake upstream, stocked
+with a small dependency tree of real wheels, and the proxy over both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proxy import create_app
+from proxy.config import Config, parse_config
+
+from .servers import serve
+from .upstream import FakeUpstream
+from .wheels import make_wheel
+
+# A small dependency tree: tinyapp -> tinylib; torch (+cu121, from the PyTorch-like upstream)
+# -> tinydep, which both upstreams carry in different versions.
+TINYLIB_OLD = make_wheel("tinylib", "1.0")
+TINYLIB = make_wheel("tinylib", "1.1", requires_python=">=3.8")
+TINYAPP = make_wheel("tinyapp", "1.0", requires=["tinylib>=1.0"])
+TINYDEP = make_wheel("tinydep", "0.5")
+TORCH_DECOY = make_wheel("torch", "2.3.1")
+TORCH = make_wheel("torch", "2.3.1+cu121", requires=["tinydep"], payload_size=300_000)
+TINYDEP_ON_TORCH = make_wheel("tinydep", "0.4")
+ONLY_ON_TORCH = make_wheel("onlytorch", "1.0")
+WITH_METADATA = make_wheel("metapkg", "1.0", requires=["tinylib"])
+BIG = make_wheel("bigpkg", "1.0", payload_size=3 * 1024 * 1024)
+
+
+@dataclass
+class World:
+    mirror: FakeUpstream
+    mirror_url: str
+    torch: FakeUpstream
+    torch_url: str
+    cache_dir: Path
+
+    def config(self, **overrides: Any) -> Config:
+        data: dict[str, Any] = {
+            "cache": {"dir": str(self.cache_dir)},
+            "timeouts": {"connect": 2, "read": 5},
+            "upstreams": {
+                "pypi": {"mirrors": [self.mirror.root_url(self.mirror_url)]},
+                "pytorch": {"mirrors": [self.torch.root_url(self.torch_url)]},
+            },
+            "routes": [
+                {"projects": ["torch", "torchvision"], "upstreams": ["pytorch"]},
+                {"projects": ["*"], "upstreams": ["pypi", "pytorch"]},
+            ],
+        }
+        data.update(overrides)
+        return parse_config(data)
+
+    @contextmanager
+    def proxy(self, **overrides: Any) -> Iterator[str]:
+        with serve(create_app(self.config(**overrides))) as base:
+            yield base
+
+
+def stock(mirror: FakeUpstream, torch: FakeUpstream) -> None:
+    for dist in (TINYLIB_OLD, TINYLIB, TINYAPP, TINYDEP, TORCH_DECOY, BIG):
+        mirror.add(dist)
+    mirror.add(WITH_METADATA, metadata=True)
+    for dist in (TORCH, TINYDEP_ON_TORCH, ONLY_ON_TORCH):
+        torch.add(dist)
