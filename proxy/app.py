@@ -102,7 +102,9 @@ def create_app(config: Config) -> Starlette:
     async def root_index(request: Request) -> Response:
         fmt = _format(request)
         entry, cache = await _services(request).pages.project_list()
-        return _page(request, entry.rendered(fmt, render_project_list), cache, config.page_ttl)
+        return _page(
+            request, await entry.rendered(fmt, render_project_list), cache, config.page_ttl
+        )
 
     async def project_redirect(request: Request) -> Response:
         name = _project_name(request.path_params["project"])
@@ -118,7 +120,7 @@ def create_app(config: Config) -> Starlette:
         if found is None:
             raise HTTPException(404, f"no project named {name!r} in any upstream")
         entry, cache = found
-        return _page(request, entry.rendered(fmt, render_project), cache, config.page_ttl)
+        return _page(request, await entry.rendered(fmt, render_project), cache, config.page_ttl)
 
     async def file(request: Request) -> Response:
         name = _project_name(request.path_params["project"])

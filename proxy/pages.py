@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
+import anyio
 import diskcache
 
 from .config import Config, Upstream
@@ -43,9 +44,11 @@ class Entry(Generic[T]):
     def age(self) -> float:
         return time.time() - self.fetched
 
-    def rendered(self, fmt: Format, render: Callable[[T, Format], Rendered]) -> Rendered:
+    async def rendered(self, fmt: Format, render: Callable[[T, Format], Rendered]) -> Rendered:
+        """The body in this format, rendered once. Off the event loop: the index root of the
+        official index (700,000 names) takes a second to render."""
         if fmt not in self.renders:
-            self.renders[fmt] = render(self.value, fmt)
+            self.renders[fmt] = await anyio.to_thread.run_sync(render, self.value, fmt)
         return self.renders[fmt]
 
 
@@ -116,9 +119,11 @@ class PageCache:
         encode: Callable[[T], Any],
         decode: Callable[[Any], T],
     ) -> tuple[Entry[T], str]:
-        entry = self._remembered(key, decode)
-        if entry is not None and entry.age() < ttl_of(entry.value):
-            return entry, "HIT"
+        entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, decode)
+        if entry is not None:
+            self._remember(key, entry)
+            if entry.age() < ttl_of(entry.value):
+                return entry, "HIT"
         try:
             return await self._refresh(key, fetch, encode), "MISS"
         except UpstreamError as exc:
@@ -137,7 +142,8 @@ class PageCache:
         self._inflight[key] = future
         try:
             entry = Entry(await fetch(), time.time())
-            self._db.set(key, {"fetched": entry.fetched, "value": encode(entry.value)})
+            stored = {"fetched": entry.fetched, "value": encode(entry.value)}
+            await anyio.to_thread.run_sync(self._db.set, key, stored)
             self._remember(key, entry)
             future.set_result(entry)
             return entry
@@ -148,17 +154,10 @@ class PageCache:
         finally:
             del self._inflight[key]
 
-    def _remembered(self, key: str, decode: Callable[[Any], T]) -> Entry[T] | None:
-        entry = self._memory.get(key)
-        if entry is not None:
-            self._memory.move_to_end(key)
-            return entry
+    def _stored(self, key: str, decode: Callable[[Any], T]) -> Entry[T] | None:
+        """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""
         stored = self._db.get(key)
-        if stored is None:
-            return None
-        entry = Entry(decode(stored["value"]), stored["fetched"])
-        self._remember(key, entry)
-        return entry
+        return None if stored is None else Entry(decode(stored["value"]), stored["fetched"])
 
     def _remember(self, key: str, entry: Entry[Any]) -> None:
         self._memory[key] = entry
