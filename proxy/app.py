@@ -80,12 +80,13 @@ def create_app(config: Config) -> Starlette:
             log.info("removed %d partial downloads left by an earlier run", removed)
         client = UpstreamClient(config)
         with diskcache.Cache(str(config.cache_dir / "index")) as db:
-            fills = Fills(store, db, client)
-            app.state.services = Services(PageCache(config, db, client), fills)
+            services = Services(PageCache(config, db, client), Fills(store, db, client))
+            app.state.services = services
             try:
                 yield
             finally:
-                await fills.aclose()
+                await services.fills.aclose()
+                await services.pages.aclose()
                 await client.aclose()
 
     async def home(request: Request) -> Response:
@@ -128,7 +129,7 @@ def create_app(config: Config) -> Starlette:
         services = _services(request)
         if filename.endswith(".metadata"):
             link = await _listed(services.pages, name, filename.removesuffix(".metadata"))
-            if not link.has_metadata:
+            if not link.offers_metadata:
                 raise HTTPException(404, f"{link.filename} has no metadata file")
             metadata = await services.fills.metadata(link)
             return BlobResponse(

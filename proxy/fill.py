@@ -19,6 +19,7 @@ import anyio
 import diskcache
 
 from .blobs import BlobStore
+from .flight import SingleFlight
 from .model import FileLink
 from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
 from .wheel import NoMetadata, core_metadata
@@ -113,7 +114,7 @@ class Fills:
         self._db = db
         self._client = client
         self._active: dict[str, Fill] = {}
-        self._metadata: dict[str, asyncio.Future[Path]] = {}
+        self._metadata: SingleFlight[Path] = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def cached(self, link: FileLink) -> Path | None:
@@ -174,20 +175,7 @@ class Fills:
         found = self._store.find(expected or self._db.get(("metadata", link.url)))
         if found is not None:
             return found
-        if link.url in self._metadata:
-            return await asyncio.shield(self._metadata[link.url])
-        future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
-        self._metadata[link.url] = future
-        try:
-            path = await self._fetch_metadata(link, expected)
-            future.set_result(path)
-            return path
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        finally:
-            del self._metadata[link.url]
+        return await self._metadata.run(link.url, lambda: self._fetch_metadata(link, expected))
 
     async def _fetch_metadata(self, link: FileLink, expected: str | None) -> Path:
         data: bytes | None
@@ -218,6 +206,7 @@ class Fills:
             raise UpstreamError(str(exc)) from None
 
     async def aclose(self) -> None:
+        await self._metadata.aclose()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

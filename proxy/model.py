@@ -52,8 +52,11 @@ class FileLink:
     metadata_sha256: str | None = None
 
     @property
-    def has_metadata(self) -> bool:
-        return self.metadata_sha256 is not None
+    def offers_metadata(self) -> bool:
+        """Whether clients are offered `<file>.metadata`: only for wheels whose upstream
+        offers it, since the proxy can always serve those (out of the wheel, if the
+        upstream's own turns out to be missing). Clients fail hard on an offer not kept."""
+        return self.metadata_sha256 is not None and self.filename.endswith(".whl")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}

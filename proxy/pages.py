@@ -21,6 +21,7 @@ import anyio
 import diskcache
 
 from .config import Config, Upstream
+from .flight import SingleFlight
 from .model import NormalizedName, ProjectPage
 from .render import Format, Rendered
 from .routing import upstreams_for
@@ -58,7 +59,7 @@ class PageCache:
         self._db = db
         self._client = client
         self._memory: OrderedDict[str, Entry[Any]] = OrderedDict()
-        self._inflight: dict[str, asyncio.Future[Entry[Any]]] = {}
+        self._flights: SingleFlight[Entry[Any]] = SingleFlight()
 
     async def project(
         self, name: NormalizedName, *, max_age: float | None = None
@@ -83,6 +84,9 @@ class PageCache:
             if entry.value is not None:
                 return cast(Entry[ProjectPage], entry), cache
         return None
+
+    async def aclose(self) -> None:
+        await self._flights.aclose()
 
     async def project_list(self) -> tuple[Entry[set[NormalizedName]], str]:
         return await self._get(
@@ -135,24 +139,14 @@ class PageCache:
     async def _refresh(
         self, key: str, fetch: Callable[[], Awaitable[T]], encode: Callable[[T], Any]
     ) -> Entry[T]:
-        """One fetch per key at a time; concurrent requests wait for the same result."""
-        if key in self._inflight:
-            return await asyncio.shield(self._inflight[key])
-        future: asyncio.Future[Entry[Any]] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
+        async def fetch_and_store() -> Entry[Any]:
             entry = Entry(await fetch(), time.time())
             stored = {"fetched": entry.fetched, "value": encode(entry.value)}
             await anyio.to_thread.run_sync(self._db.set, key, stored)
             self._remember(key, entry)
-            future.set_result(entry)
             return entry
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here, so a future nobody waited on logs nothing
-            raise
-        finally:
-            del self._inflight[key]
+
+        return await self._flights.run(key, fetch_and_store)
 
     def _stored(self, key: str, decode: Callable[[Any], T]) -> Entry[T] | None:
         """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""

@@ -152,7 +152,7 @@ def _anchor(project: NormalizedName, link: FileLink) -> str:
         # Always with a value: pip reads a bare `data-yanked` as not yanked, uv as yanked.
         reason = "" if link.yanked is True else str(link.yanked)
         attrs.append(f'data-yanked="{escape(reason)}"')
-    if link.metadata_sha256 is not None:
+    if link.offers_metadata:
         value = f"sha256={link.metadata_sha256}" if link.metadata_sha256 else "true"
         attrs.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
     return f"<a {' '.join(attrs)}>{escape(link.filename)}</a><br>\n"
@@ -172,7 +172,7 @@ def _project_json(page: ProjectPage) -> str:
             entry["size"] = link.size
         if link.upload_time:
             entry["upload-time"] = link.upload_time
-        if link.metadata_sha256 is not None:
+        if link.offers_metadata:
             metadata = {"sha256": link.metadata_sha256} if link.metadata_sha256 else True
             entry["core-metadata"] = entry["dist-info-metadata"] = metadata
         files.append(entry)

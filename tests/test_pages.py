@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from support.world import TINYAPP, TINYDEP, TORCH, World
@@ -159,3 +160,21 @@ def test_a_recorded_page_of_the_official_index_passes_through(
         assert mine["size"] == original["size"]
         assert mine["upload-time"] == original["upload-time"]
         assert mine["url"] == f"../../files/numpy/{original['filename']}"
+
+
+def test_concurrent_requests_for_a_page_share_one_upstream_fetch(world: World, proxy: str) -> None:
+    world.mirror.page_faults.hang = True  # hold the upstream until every client is waiting
+    with ThreadPoolExecutor(8) as pool:
+        futures = [
+            pool.submit(httpx.get, f"{proxy}/simple/tinyapp/", headers={"Accept": JSON}, timeout=10)
+            for _ in range(8)
+        ]
+        deadline = time.monotonic() + 5
+        while world.mirror.count("/simple/tinyapp/") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # let the other seven arrive at the proxy
+        world.mirror.page_faults.hang = False
+        responses = [f.result() for f in futures]
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert world.mirror.count("/simple/tinyapp/") == 1

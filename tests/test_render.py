@@ -148,3 +148,10 @@ def test_versions_of_a_recorded_page() -> None:
     filenames = " ".join(f.filename for f in page.files)
     for missing in set(recorded["versions"]) - set(ours):
         assert f"-{missing}-" not in filenames and f"-{missing}." not in filenames
+
+
+def test_metadata_is_offered_only_for_wheels() -> None:
+    sdist = FileLink("demo-1.0.tar.gz", "https://up.test/demo-1.0.tar.gz", metadata_sha256="c" * 64)
+    page = ProjectPage(NAME, (sdist,))
+    assert b"metadata" not in render_project(page, Format.HTML).body
+    assert b"metadata" not in render_project(page, Format.JSON).body
