@@ -24,10 +24,10 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .config import Config
+from .config import Config, Upstream
 from .fill import FillFailed, Fills
-from .model import FileLink, InvalidName, NormalizedName, normalize
-from .pages import PageCache
+from .model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
+from .pages import Found, PageCache
 from .render import Format, Rendered, negotiate, render_project, render_project_list
 from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
 
@@ -67,6 +67,7 @@ class BlobResponse(FileResponse):
 
 @dataclass
 class Services:
+    client: UpstreamClient
     pages: PageCache
     fills: Fills
 
@@ -80,7 +81,7 @@ def create_app(config: Config) -> Starlette:
             log.info("removed %d partial downloads left by an earlier run", removed)
         client = UpstreamClient(config)
         with diskcache.Cache(str(config.cache_dir / "index")) as db:
-            services = Services(PageCache(config, db, client), Fills(store, db, client))
+            services = Services(client, PageCache(config, db, client), Fills(store, db, client))
             app.state.services = services
             try:
                 yield
@@ -98,14 +99,15 @@ def create_app(config: Config) -> Starlette:
         )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """Serving, and how each upstream mirror is doing."""
+        upstreams = _services(request).client.report()
+        return JSONResponse({"status": "ok", "upstreams": upstreams})
 
     async def root_index(request: Request) -> Response:
         fmt = _format(request)
-        entry, cache = await _services(request).pages.project_list()
-        return _page(
-            request, await entry.rendered(fmt, render_project_list), cache, config.page_ttl
-        )
+        found = await _services(request).pages.project_list()
+        body = await found.entry.rendered(fmt, render_project_list)
+        return _page(request, body, found.cache, config.page_ttl)
 
     async def project_redirect(request: Request) -> Response:
         name = _project_name(request.path_params["project"])
@@ -120,28 +122,28 @@ def create_app(config: Config) -> Starlette:
         found = await _services(request).pages.project(name)
         if found is None:
             raise HTTPException(404, f"no project named {name!r} in any upstream")
-        entry, cache = found
-        return _page(request, await entry.rendered(fmt, render_project), cache, config.page_ttl)
+        body = await found.entry.rendered(fmt, render_project)
+        return _page(request, body, found.cache, config.page_ttl)
 
     async def file(request: Request) -> Response:
         name = _project_name(request.path_params["project"])
         filename: str = request.path_params["filename"]
         services = _services(request)
         if filename.endswith(".metadata"):
-            link = await _listed(services.pages, name, filename.removesuffix(".metadata"))
+            found, link = await _listed(services.pages, name, filename.removesuffix(".metadata"))
             if not link.offers_metadata:
                 raise HTTPException(404, f"{link.filename} has no metadata file")
-            metadata = await services.fills.metadata(link)
+            metadata = await services.fills.metadata(_upstream(found), found.value, link)
             return BlobResponse(
                 metadata, media_type=OCTET_STREAM, headers=_blob_headers(metadata.name)
             )
 
-        link = await _listed(services.pages, name, filename)
+        found, link = await _listed(services.pages, name, filename)
         path = services.fills.cached(link)
         if path is not None:
             return BlobResponse(path, media_type=OCTET_STREAM, headers=_blob_headers(path.name))
 
-        fill = services.fills.start(link)
+        fill = services.fills.start(_upstream(found), found.value, link)
         await fill.started.wait()
         if fill.error is not None:
             raise fill.error
@@ -217,20 +219,27 @@ def _format(request: Request) -> Format:
     return fmt
 
 
-async def _listed(pages: PageCache, name: NormalizedName, filename: str) -> FileLink:
+async def _listed(
+    pages: PageCache, name: NormalizedName, filename: str
+) -> tuple[Found[ProjectPage], FileLink]:
     """The upstream file a client asks for, which must be one its project page lists.
 
     Any cached copy of the page will do (files are immutable); only a filename the copy does
     not know yet makes the page be fetched again.
     """
     found = await pages.project(name, max_age=float("inf"))
-    link = found[0].value.file(filename) if found else None
-    if link is None and (found is None or found[1] != "MISS"):
+    link = found.value.file(filename) if found else None
+    if link is None and (found is None or found.cache != "MISS"):
         found = await pages.project(name, max_age=0)
-        link = found[0].value.file(filename) if found else None
-    if link is None:
+        link = found.value.file(filename) if found else None
+    if found is None or link is None:
         raise HTTPException(404, f"{name} lists no file {filename!r}")
-    return link
+    return found, link
+
+
+def _upstream(found: Found[ProjectPage]) -> Upstream:
+    assert found.upstream is not None  # project pages always say where they came from
+    return found.upstream
 
 
 def _page(request: Request, body: Rendered, cache: str, ttl: float) -> Response:

@@ -51,8 +51,11 @@ class Config:
     port: int = 3141
     cache_dir: Path = field(default_factory=lambda: Path("pypi-proxy-cache"))
     page_ttl: float = 600.0
+    stale_while_revalidate: float = 86400.0
+    stale_if_error: float = 7 * 86400.0
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    first_byte_timeout: float = 30.0
+    stall_timeout: float = 60.0
     ca_bundle: Path | None = None
 
     def upstream(self, name: str) -> Upstream:
@@ -82,8 +85,12 @@ def load_config(path: Path) -> Config:
 def parse_config(data: Any) -> Config:
     root = _mapping(data, "", {"listen", "cache", "timeouts", "tls", "upstreams", "routes"})
     listen = _mapping(root.get("listen", {}), "listen", {"host", "port"})
-    cache = _mapping(root.get("cache", {}), "cache", {"dir", "page_ttl"})
-    timeouts = _mapping(root.get("timeouts", {}), "timeouts", {"connect", "read"})
+    cache = _mapping(
+        root.get("cache", {}),
+        "cache",
+        {"dir", "page_ttl", "stale_while_revalidate", "stale_if_error"},
+    )
+    timeouts = _mapping(root.get("timeouts", {}), "timeouts", {"connect", "first_byte", "stall"})
     tls = _mapping(root.get("tls", {}), "tls", {"ca_bundle"})
 
     upstreams = _upstreams(root.get("upstreams"))
@@ -101,8 +108,24 @@ def parse_config(data: Any) -> Config:
         port=_port(listen.get("port", defaults.port), "listen.port"),
         cache_dir=_path(cache.get("dir", str(defaults.cache_dir)), "cache.dir"),
         page_ttl=_duration(cache.get("page_ttl", defaults.page_ttl), "cache.page_ttl"),
-        connect_timeout=_duration(timeouts.get("connect", 10), "timeouts.connect", positive=True),
-        read_timeout=_duration(timeouts.get("read", 60), "timeouts.read", positive=True),
+        stale_while_revalidate=_duration(
+            cache.get("stale_while_revalidate", defaults.stale_while_revalidate),
+            "cache.stale_while_revalidate",
+        ),
+        stale_if_error=_duration(
+            cache.get("stale_if_error", defaults.stale_if_error), "cache.stale_if_error"
+        ),
+        connect_timeout=_duration(
+            timeouts.get("connect", defaults.connect_timeout), "timeouts.connect", positive=True
+        ),
+        first_byte_timeout=_duration(
+            timeouts.get("first_byte", defaults.first_byte_timeout),
+            "timeouts.first_byte",
+            positive=True,
+        ),
+        stall_timeout=_duration(
+            timeouts.get("stall", defaults.stall_timeout), "timeouts.stall", positive=True
+        ),
         ca_bundle=_path(tls["ca_bundle"], "tls.ca_bundle") if "ca_bundle" in tls else None,
     )
 

@@ -14,19 +14,27 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import anyio
 import diskcache
 
 from .blobs import BlobStore
+from .config import Upstream
 from .flight import SingleFlight
-from .model import FileLink
-from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
+from .health import MirrorHealth
+from .model import FileLink, ProjectPage
+from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
 from .wheel import NoMetadata, core_metadata
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
 
 log = logging.getLogger("pypi_proxy.fill")
 
 CHUNK = 1024 * 1024
+# Requests one fill may make, over all sources, before it gives up.
+MAX_ATTEMPTS = 8
 
 
 class FillFailed(UpstreamError):
@@ -116,44 +124,41 @@ class Fills:
         self._active: dict[str, Fill] = {}
         self._metadata: SingleFlight[Path] = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Sources that sent bytes not matching a file's listed hash, passed over next time.
+        self._corrupt: dict[str, set[str]] = {}
 
     def cached(self, link: FileLink) -> Path | None:
         """The committed blob of this file, if any."""
         return self._store.find(link.sha256 or self._db.get(("sha256", link.url)))
 
-    def start(self, link: FileLink) -> Fill:
+    def start(self, upstream: Upstream, page: ProjectPage, link: FileLink) -> Fill:
         """The download of this file: the one under way, or a new one."""
         key = link.sha256 or link.url
         fill = self._active.get(key)
         if fill is None:
             fill = self._active[key] = Fill(link.filename, self._store.new_part())
-            task = asyncio.create_task(self._run(fill, link), name=f"fill {link.filename}")
+            task = asyncio.create_task(
+                self._run(fill, upstream, page, link), name=f"fill {link.filename}"
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             task.add_done_callback(lambda _: self._active.pop(key, None))
         return fill
 
-    async def _run(self, fill: Fill, link: FileLink) -> None:
+    async def _run(self, fill: Fill, upstream: Upstream, page: ProjectPage, link: FileLink) -> None:
         try:
-            async with self._client.download(link.url) as download:
-                if link.size is not None and download.length not in (None, link.size):
-                    raise FillFailed(f"upstream sends {download.length} bytes, listed {link.size}")
-                fill.size = link.size if link.size is not None else download.length
-                fill.started.set()
-                digest = hashlib.sha256()
-                with open(fill.part, "wb") as out:
-                    async for chunk in download.chunks:
-                        out.write(chunk)
-                        digest.update(chunk)
-                        fill.written += len(chunk)
-                        if fill.size is not None and fill.written > fill.size:
-                            raise FillFailed(f"upstream sent more than {fill.size} bytes")
-                        fill._notify()
-                    out.flush()
-                    await anyio.to_thread.run_sync(os.fsync, out.fileno())
-            sha256 = _verified(link, fill, digest.hexdigest())
+            digest = hashlib.sha256()
+            with open(fill.part, "wb") as out:
+                source = await self._download(fill, out, digest, upstream, page, link)
+                out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.fileno())
+            sha256 = digest.hexdigest()
+            if link.sha256 is not None and sha256 != link.sha256:
+                self._corrupt.setdefault(link.sha256, set()).add(source)
+                raise FillFailed(f"sha256 mismatch from {source}: got {sha256}")
             fill.path = self._store.commit(fill.part, sha256)
             fill.size, fill.sha256 = fill.written, sha256
+            self._corrupt.pop(sha256, None)
             if link.sha256 is None:
                 self._db.set(("sha256", link.url), sha256)
             log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
@@ -168,27 +173,89 @@ class Fills:
             fill.started.set()
             fill._notify()
 
-    async def metadata(self, link: FileLink) -> Path:
-        """The verified PEP 658 `.metadata` file of a wheel: the upstream's, or, when the
-        upstream advertises one it cannot serve, read out of the wheel itself."""
+    async def _download(
+        self,
+        fill: Fill,
+        out: BinaryIO,
+        digest: Hash,
+        upstream: Upstream,
+        page: ProjectPage,
+        link: FileLink,
+    ) -> str:
+        """Write the file into `out`, from the first source that works. A body that breaks
+        off resumes where it stopped (`Range`, with `If-Range` on the same source), on the
+        same source while it makes progress, else on the next; the sha256 over the whole
+        file keeps the splice safe. Returns the URL that delivered the end of the file."""
+        error: Exception = NotFoundUpstream(link.filename)
+        validator: tuple[str, str] | None = None  # the last response's (url, ETag)
+        attempts = 0
+        async for mirror, url in self._sources(upstream, page, link):
+            while attempts < MAX_ATTEMPTS:
+                attempts += 1
+                before = fill.written
+                if_range = validator[1] if validator and validator[0] == url else None
+                try:
+                    async with self._client.download(
+                        mirror, url, offset=fill.written, if_range=if_range
+                    ) as download:
+                        validator = (url, download.validator) if download.validator else None
+                        _expect_size(fill, link, download.total)
+                        fill.started.set()
+                        await _append(fill, out, digest, download)
+                    if fill.size is None or fill.written == fill.size:
+                        return url
+                    error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
+                except NotFoundUpstream as exc:
+                    error = exc
+                    break
+                except UpstreamError as exc:
+                    error = exc
+                if fill.written == before:
+                    break  # no progress from this source: try the next
+                log.info("%s: resuming at byte %d from %s", link.filename, fill.written, url)
+        raise error
+
+    async def _sources(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink
+    ) -> AsyncIterator[tuple[MirrorHealth, str]]:
+        """The file's sources, those that lately sent bytes not matching its hash last."""
+        corrupt = self._corrupt.get(link.sha256 or "", set())
+        deferred = []
+        async for mirror, url in self._client.file_sources(upstream, page, link):
+            if url in corrupt:
+                deferred.append((mirror, url))
+            else:
+                yield mirror, url
+        for source in deferred:
+            yield source
+
+    async def metadata(self, upstream: Upstream, page: ProjectPage, link: FileLink) -> Path:
+        """The verified PEP 658 `.metadata` file of a wheel: the upstream's, or, when no
+        mirror serves the one advertised, read out of the wheel itself."""
         expected = link.metadata_sha256 or None
         found = self._store.find(expected or self._db.get(("metadata", link.url)))
         if found is not None:
             return found
-        return await self._metadata.run(link.url, lambda: self._fetch_metadata(link, expected))
+        return await self._metadata.run(
+            link.url, lambda: self._fetch_metadata(upstream, page, link, expected)
+        )
 
-    async def _fetch_metadata(self, link: FileLink, expected: str | None) -> Path:
-        data: bytes | None
-        try:
-            data = await self._client.fetch_small(link.url + ".metadata")
-            if expected and hashlib.sha256(data).hexdigest() != expected:
-                log.warning("%s.metadata: upstream's does not match its hash", link.filename)
-                data = None
-        except NotFoundUpstream:
-            log.warning("%s.metadata: advertised but missing upstream", link.filename)
+    async def _fetch_metadata(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink, expected: str | None
+    ) -> Path:
+        data = None
+        async for mirror, url in self._client.file_sources(upstream, page, link):
+            try:
+                data = await self._client.fetch_small(mirror, url + ".metadata")
+            except (NotFoundUpstream, UpstreamError) as exc:
+                log.warning("%s.metadata from %s: %s", link.filename, url, exc)
+                continue
+            if expected is None or hashlib.sha256(data).hexdigest() == expected:
+                break
+            log.warning("%s.metadata from %s: does not match its hash", link.filename, url)
             data = None
         if data is None:
-            data = await self._metadata_from_wheel(link)
+            data = await self._metadata_from_wheel(upstream, page, link)
         sha256 = hashlib.sha256(data).hexdigest()
         if expected and sha256 != expected:
             raise UpstreamError(f"{link.filename}: no metadata matching the advertised hash")
@@ -197,8 +264,10 @@ class Fills:
             self._db.set(("metadata", link.url), sha256)
         return path
 
-    async def _metadata_from_wheel(self, link: FileLink) -> bytes:
-        wheel = self.cached(link) or await self.start(link).wait()
+    async def _metadata_from_wheel(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink
+    ) -> bytes:
+        wheel = self.cached(link) or await self.start(upstream, page, link).wait()
         try:
             with open(wheel, "rb") as f:
                 return core_metadata(f, link.filename)
@@ -212,9 +281,30 @@ class Fills:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _verified(link: FileLink, fill: Fill, sha256: str) -> str:
-    if fill.size is not None and fill.written != fill.size:
-        raise FillFailed(f"upstream sent {fill.written} of {fill.size} bytes")
-    if link.sha256 is not None and sha256 != link.sha256:
-        raise FillFailed(f"sha256 mismatch: listed {link.sha256}, got {sha256}")
-    return sha256
+def _expect_size(fill: Fill, link: FileLink, total: int | None) -> None:
+    """Settle the file's size from the listing or the first response; a source whose size
+    disagrees is serving another file."""
+    known = link.size if link.size is not None else fill.size
+    if known is not None and total is not None and total != known:
+        raise UpstreamError(f"upstream's file has {total} bytes, expected {known}")
+    if fill.size is None:
+        fill.size = known if known is not None else total
+
+
+async def _append(fill: Fill, out: BinaryIO, digest: Hash, download: Download) -> None:
+    """Write what the file still lacks from a response, which starts at `download.start`:
+    the offset asked for, or 0 when the source ignored the Range (the part already held is
+    then skipped)."""
+    skip = fill.written - download.start
+    async for chunk in download.chunks:
+        if skip:
+            dropped = min(skip, len(chunk))
+            chunk, skip = chunk[dropped:], skip - dropped
+            if not chunk:
+                continue
+        if fill.size is not None and fill.written + len(chunk) > fill.size:
+            raise UpstreamError(f"upstream sends more than {fill.size} bytes")
+        out.write(chunk)
+        digest.update(chunk)
+        fill.written += len(chunk)
+        fill._notify()

@@ -14,17 +14,21 @@ class SingleFlight(Generic[V]):
     up) does not cancel it for the callers still waiting on it."""
 
     def __init__(self) -> None:
-        self._tasks: dict[Hashable, asyncio.Task[V]] = {}
+        self._tasks: dict[Hashable, asyncio.Future[V]] = {}
 
     async def run(self, key: Hashable, work: Callable[[], Awaitable[V]]) -> V:
+        return await asyncio.shield(self.start(key, work))
+
+    def start(self, key: Hashable, work: Callable[[], Awaitable[V]]) -> asyncio.Future[V]:
+        """The task for `key`: the one running, or a new one; for callers that do not wait."""
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(work())
             self._tasks[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(task)
+        return task
 
-    def _finished(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+    def _finished(self, key: Hashable, task: asyncio.Future[Any]) -> None:
         self._tasks.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved, so that a failure nobody waited for logs nothing

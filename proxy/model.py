@@ -68,10 +68,12 @@ class FileLink:
 
 @dataclass(frozen=True)
 class ProjectPage:
-    """A project's files, in the order the upstream listed them."""
+    """A project's files, in the order the upstream listed them, and the mirror (its index
+    URL) that listed them."""
 
     name: NormalizedName
     files: tuple[FileLink, ...] = ()
+    source: str = ""
     _by_filename: dict[str, FileLink] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
@@ -83,11 +85,16 @@ class ProjectPage:
         return self._by_filename.get(filename)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "files": [f.to_dict() for f in self.files]}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "files": [f.to_dict() for f in self.files],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectPage:
         return cls(
             name=NormalizedName(data["name"]),
             files=tuple(FileLink.from_dict(f) for f in data["files"]),
+            source=data.get("source", ""),
         )

@@ -30,8 +30,6 @@ from .upstream import UpstreamClient, UpstreamError
 log = logging.getLogger("pypi_proxy.pages")
 
 T = TypeVar("T")
-# "No such project" is remembered briefly, so that a project published upstream a minute ago
-# shows up soon, while a typo does not cost an upstream request every time.
 NEGATIVE_TTL = 60.0
 _MEMORY_ENTRIES = 256
 
@@ -53,7 +51,38 @@ class Entry(Generic[T]):
         return self.renders[fmt]
 
 
+@dataclass(frozen=True)
+class Found(Generic[T]):
+    """A cached value, how it was served (`X-Cache`: HIT, MISS or STALE), and for a project
+    page the upstream it came from."""
+
+    entry: Entry[T]
+    cache: str
+    upstream: Upstream | None = None
+
+    @property
+    def value(self) -> T:
+        return self.entry.value
+
+
+@dataclass(frozen=True)
+class _Codec(Generic[T]):
+    encode: Callable[[T], Any]
+    decode: Callable[[Any], T]
+
+
+_PAGE = _Codec[ProjectPage | None](
+    encode=lambda page: page.to_dict() if page else None,
+    decode=lambda data: ProjectPage.from_dict(data) if data else None,
+)
+_NAMES = _Codec[set[NormalizedName]](encode=sorted, decode=set)
+
+
 class PageCache:
+    """Fresh for `page_ttl`; then served at once while one refresh runs in the background,
+    for up to `stale_while_revalidate` more; and, when every mirror fails, served for up to
+    `stale_if_error` rather than not at all."""
+
     def __init__(self, config: Config, db: diskcache.Cache, client: UpstreamClient) -> None:
         self._config = config
         self._db = db
@@ -61,40 +90,42 @@ class PageCache:
         self._memory: OrderedDict[str, Entry[Any]] = OrderedDict()
         self._flights: SingleFlight[Entry[Any]] = SingleFlight()
 
+    async def aclose(self) -> None:
+        await self._flights.aclose()
+
     async def project(
         self, name: NormalizedName, *, max_age: float | None = None
-    ) -> tuple[Entry[ProjectPage], str] | None:
-        """The project's page from the first upstream routed to it that has it, with how it
-        was served (`HIT`, `MISS`, `STALE`).
+    ) -> Found[ProjectPage] | None:
+        """The project's page from the first upstream routed to it that has it.
 
         An upstream that cannot answer (and has no copy in the cache) raises UpstreamError
         rather than letting a lower-priority upstream answer in its place: that fall-through
-        is how dependency confusion happens.
+        is how dependency confusion happens. `max_age` overrides the TTL: infinite to take any
+        copy, 0 to insist on a fresh one.
         """
         ttl = self._config.page_ttl if max_age is None else max_age
         for upstream_name in upstreams_for(self._config.routes, name):
             upstream = self._config.upstream(upstream_name)
-            entry, cache = await self._get(
+            found = await self._get(
                 _page_key(upstream, name),
                 partial(self._client.project_page, upstream, name),
-                ttl_of=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
-                encode=lambda page: page.to_dict() if page else None,
-                decode=lambda data: ProjectPage.from_dict(data) if data else None,
+                _PAGE,
+                # "No such project" is remembered briefly, so that a project published a
+                # minute ago shows up soon, while a typo does not cost a request every time.
+                ttl=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
+                revalidate=max_age is None,
             )
-            if entry.value is not None:
-                return cast(Entry[ProjectPage], entry), cache
+            if found.value is not None:
+                return Found(cast(Entry[ProjectPage], found.entry), found.cache, upstream)
         return None
 
-    async def aclose(self) -> None:
-        await self._flights.aclose()
-
-    async def project_list(self) -> tuple[Entry[set[NormalizedName]], str]:
+    async def project_list(self) -> Found[set[NormalizedName]]:
         return await self._get(
             _root_key(self._config.upstreams),
             self._fetch_names,
-            ttl_of=lambda _: self._config.page_ttl,
-            encode=sorted,
-            decode=set,
+            _NAMES,
+            ttl=lambda _: self._config.page_ttl,
+            revalidate=True,
         )
 
     async def _fetch_names(self) -> set[NormalizedName]:
@@ -118,40 +149,44 @@ class PageCache:
         self,
         key: str,
         fetch: Callable[[], Awaitable[T]],
+        codec: _Codec[T],
         *,
-        ttl_of: Callable[[T], float],
-        encode: Callable[[T], Any],
-        decode: Callable[[Any], T],
-    ) -> tuple[Entry[T], str]:
-        entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, decode)
+        ttl: Callable[[T], float],
+        revalidate: bool,
+    ) -> Found[T]:
+        entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, codec)
         if entry is not None:
             self._remember(key, entry)
-            if entry.age() < ttl_of(entry.value):
-                return entry, "HIT"
+            age, fresh_for = entry.age(), ttl(entry.value)
+            if age < fresh_for:
+                return Found(entry, "HIT")
+            if revalidate and age < fresh_for + self._config.stale_while_revalidate:
+                self._flights.start(key, partial(self._fetch_and_store, key, fetch, codec))
+                return Found(entry, "STALE")
         try:
-            return await self._refresh(key, fetch, encode), "MISS"
+            return Found(
+                await self._flights.run(key, partial(self._fetch_and_store, key, fetch, codec)),
+                "MISS",
+            )
         except UpstreamError as exc:
-            if entry is None:
+            if entry is None or entry.age() > ttl(entry.value) + self._config.stale_if_error:
                 raise
             log.warning("serving a stale copy of %s: %s", key, exc)
-            return entry, "STALE"
+            return Found(entry, "STALE")
 
-    async def _refresh(
-        self, key: str, fetch: Callable[[], Awaitable[T]], encode: Callable[[T], Any]
+    async def _fetch_and_store(
+        self, key: str, fetch: Callable[[], Awaitable[T]], codec: _Codec[T]
     ) -> Entry[T]:
-        async def fetch_and_store() -> Entry[Any]:
-            entry = Entry(await fetch(), time.time())
-            stored = {"fetched": entry.fetched, "value": encode(entry.value)}
-            await anyio.to_thread.run_sync(self._db.set, key, stored)
-            self._remember(key, entry)
-            return entry
+        entry = Entry(await fetch(), time.time())
+        stored = {"fetched": entry.fetched, "value": codec.encode(entry.value)}
+        await anyio.to_thread.run_sync(self._db.set, key, stored)
+        self._remember(key, entry)
+        return entry
 
-        return await self._flights.run(key, fetch_and_store)
-
-    def _stored(self, key: str, decode: Callable[[Any], T]) -> Entry[T] | None:
+    def _stored(self, key: str, codec: _Codec[T]) -> Entry[T] | None:
         """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""
         stored = self._db.get(key)
-        return None if stored is None else Entry(decode(stored["value"]), stored["fetched"])
+        return None if stored is None else Entry(codec.decode(stored["value"]), stored["fetched"])
 
     def _remember(self, key: str, entry: Entry[Any]) -> None:
         self._memory[key] = entry

@@ -45,7 +45,7 @@ def parse_project_list(body: bytes) -> set[NormalizedName]:
             p.get("name", "") for p in _expect(data.get("projects"), list, "projects")
         )
     else:
-        text = body.decode("utf-8", errors="replace")
+        text = _decode(body)
         candidates = (html.unescape(m) for m in _ANCHOR_TEXT.findall(text))
     names = set()
     for candidate in candidates:
@@ -116,9 +116,18 @@ def _json_metadata(value: Any) -> str | None:
     return "" if value is True else None
 
 
+def _decode(body: bytes) -> str:
+    # Strict: index pages are ASCII in practice, so a byte that is not UTF-8 is a body
+    # damaged on the way, and another mirror should be asked.
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not UTF-8: {exc}") from None
+
+
 def _parse_html_files(body: bytes, url: str) -> list[FileLink]:
     parser = _AnchorParser()
-    parser.feed(body.decode("utf-8", errors="replace"))
+    parser.feed(_decode(body))
     parser.close()
     base = urljoin(url, parser.base) if parser.base else url
     links = []

@@ -1,16 +1,24 @@
 """Talking to upstream indexes: the only module that uses httpx.
 
 Every httpx exception is mapped here to `UpstreamError` (transient: try later, answer 503) or
-to a "not found" result, so the rest of the proxy never sees a library error.
+`NotFoundUpstream`, so the rest of the proxy never sees a library error. The mirrors of an
+upstream are tried in order, skipping those whose circuit is open (see `health`).
+
+Timeouts are about progress, not total time: one to connect, one for the response headers
+(time to first byte), and one for a body that stops moving (stall). A 2.5 GB download that
+keeps moving is never cut.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -18,7 +26,8 @@ import anyio
 import httpx
 
 from .config import Config, Upstream
-from .model import NormalizedName, ProjectPage
+from .health import MirrorHealth
+from .model import FileLink, NormalizedName, ProjectPage
 from .parse import ParseError, parse_project_list, parse_project_page
 
 log = logging.getLogger("pypi_proxy.upstream")
@@ -47,119 +56,267 @@ class UpstreamError(Exception):
 
 
 class NotFoundUpstream(Exception):
-    """The upstream answered, authoritatively, that this file does not exist."""
+    """Every mirror asked answered that this does not exist."""
+
+
+class _MirrorFailed(Exception):
+    def __init__(self, reason: str, *, timeout: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.timeout = timeout
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
 class Download:
-    """An upstream file response whose body has not been read yet."""
+    """An upstream file response whose body has not been read yet.
 
-    url: str
-    length: int | None
+    `start` is where the body begins in the file: the offset asked for when the mirror honoured
+    the Range, 0 when it sent the whole file instead. `total` is the file's full size, if known.
+    """
+
+    start: int
+    total: int | None
+    validator: str | None
     chunks: AsyncIterator[bytes]
 
 
 class UpstreamClient:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._clock = clock
+        self.health = {u.name: [MirrorHealth(url) for url in u.mirrors] for u in config.upstreams}
         context = ssl.create_default_context(
             cafile=str(config.ca_bundle) if config.ca_bundle else None
         )
         self._http = httpx.AsyncClient(
-            # Progress timeouts, not a total: a 2.5 GB wheel that keeps moving is never cut.
+            # httpx's read timeout is per read: it is the stall timeout. Time to first byte
+            # is bounded separately, around sending the request.
             timeout=httpx.Timeout(
                 connect=config.connect_timeout,
-                read=config.read_timeout,
-                write=config.read_timeout,
+                read=config.stall_timeout,
+                write=config.stall_timeout,
                 pool=config.connect_timeout,
             ),
             follow_redirects=True,
             headers={"User-Agent": user_agent()},
             verify=context,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=40),
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    # -- index pages ---------------------------------------------------------------------
+
     async def project_page(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
-        """The project's page from the first mirror that answers; None when it has no such
-        project."""
-        for mirror in upstream.mirrors:
-            response = await self._get_page(upstream, mirror + f"{name}/")
-            if response is None:
-                continue
-            if response.status_code in NOT_FOUND:
-                return None
+        """The project's page from the first mirror that has it; None when every mirror asked
+        says it has no such project (a lagging mirror's 404 is not the last word)."""
+        failures = []
+        for mirror in self._available(upstream):
             try:
-                return await _parse(parse_project_page, name, response.content, str(response.url))
-            except ParseError as exc:
-                log.warning("%s: %s: unparseable page: %s", upstream.name, response.url, exc)
-        raise UpstreamError(f"upstream {upstream.name!r}: no mirror answered for {name}")
-
-    async def project_names(self, upstream: Upstream) -> set[NormalizedName]:
-        for mirror in upstream.mirrors:
-            response = await self._get_page(upstream, mirror)
-            if response is None or response.status_code != 200:
+                page = await self._mirror_page(mirror, name)
+            except _MirrorFailed as exc:
+                failures.append(f"{mirror.url}: {exc}")
                 continue
-            try:
-                return await _parse(parse_project_list, response.content)
-            except ParseError as exc:
-                log.warning("%s: %s: unparseable index root: %s", upstream.name, mirror, exc)
-        raise UpstreamError(f"upstream {upstream.name!r}: no mirror answered for its index")
-
-    async def _get_page(self, upstream: Upstream, url: str) -> httpx.Response | None:
-        """The response of a mirror that answered (200 or not-found), or None after logging
-        why it could not, so that the caller moves on to the next mirror."""
-        try:
-            response = await self._http.get(url, headers={"Accept": PAGE_ACCEPT})
-        except httpx.HTTPError as exc:
-            log.warning("%s: %s: %s", upstream.name, url, _describe(exc))
-            return None
-        if response.status_code == 200 or response.status_code in NOT_FOUND:
-            return response
-        log.warning("%s: %s: HTTP %s", upstream.name, url, response.status_code)
+            if page is not None:
+                return page
+        if failures:
+            raise UpstreamError(f"{upstream.name}: {name}: " + "; ".join(failures))
         return None
 
-    async def fetch_small(self, url: str) -> bytes:
+    async def _mirror_page(self, mirror: MirrorHealth, name: NormalizedName) -> ProjectPage | None:
+        async with self._request(mirror, mirror.url + f"{name}/", {"Accept": PAGE_ACCEPT}) as r:
+            if r.status_code in NOT_FOUND:
+                return None
+            body = await self._body(mirror, r)
+        try:
+            page = await _parse(parse_project_page, name, body, str(r.url))
+        except ParseError as exc:
+            raise self._failed(mirror, f"unparseable page: {exc}") from None
+        return dataclasses.replace(page, source=mirror.url)
+
+    async def project_names(self, upstream: Upstream) -> set[NormalizedName]:
+        failures = []
+        for mirror in self._available(upstream):
+            try:
+                async with self._request(mirror, mirror.url, {"Accept": PAGE_ACCEPT}) as r:
+                    if r.status_code in NOT_FOUND:
+                        raise self._failed(mirror, f"HTTP {r.status_code} for the index root")
+                    body = await self._body(mirror, r)
+                return await _parse(parse_project_list, body)
+            except (_MirrorFailed, ParseError) as exc:
+                failures.append(f"{mirror.url}: {exc}")
+        raise UpstreamError(f"{upstream.name}: index root: " + "; ".join(failures or ["down"]))
+
+    # -- files ---------------------------------------------------------------------------
+
+    async def file_sources(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink
+    ) -> AsyncIterator[tuple[MirrorHealth, str]]:
+        """Where a file can be fetched: first from the mirror that listed it, then from the
+        others, each looked up on that mirror's own page (mirrors lay their files out
+        differently). A mirror that lists other bytes under the same name is passed over."""
+        mirrors = self.health[upstream.name]
+        listing = next((m for m in mirrors if m.url == page.source), None)
+        if listing is not None and listing.available(self._clock()):
+            yield listing, link.url
+        for mirror in mirrors:
+            if mirror is listing or not mirror.available(self._clock()):
+                continue
+            try:
+                other = await self._mirror_page(mirror, page.name)
+            except _MirrorFailed:
+                continue
+            found = other.file(link.filename) if other else None
+            if found is not None and (
+                None in (found.sha256, link.sha256) or found.sha256 == link.sha256
+            ):
+                yield mirror, found.url
+
+    async def fetch_small(self, mirror: MirrorHealth, url: str) -> bytes:
         """A whole small body (a `.metadata` file)."""
         try:
-            response = await self._http.get(url)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(f"{url}: {_describe(exc)}") from None
-        if response.status_code in NOT_FOUND:
-            raise NotFoundUpstream(url)
-        if response.status_code != 200:
-            raise UpstreamError(f"{url}: HTTP {response.status_code}")
-        return response.content
-
-    @asynccontextmanager
-    async def download(self, url: str) -> AsyncIterator[Download]:
-        """Open a file download; the body streams from `Download.chunks`."""
-        try:
-            async with self._http.stream("GET", url) as response:
+            async with self._request(mirror, url, {}) as response:
                 if response.status_code in NOT_FOUND:
                     raise NotFoundUpstream(url)
-                if response.status_code != 200:
-                    raise UpstreamError(f"{url}: HTTP {response.status_code}")
-                if response.headers.get("content-encoding", "identity") != "identity":
-                    # A wheel is already compressed; a re-encoded body would not hash right.
-                    raise UpstreamError(f"{url}: unexpected Content-Encoding")
-                length = response.headers.get("content-length")
-                yield Download(
-                    url=str(response.url),
-                    length=int(length) if length and length.isdigit() else None,
-                    chunks=_mapped(response.aiter_raw(), url),
-                )
+                return await self._body(mirror, response)
+        except _MirrorFailed as exc:
+            raise UpstreamError(f"{url}: {exc}") from None
+
+    @asynccontextmanager
+    async def download(
+        self, mirror: MirrorHealth, url: str, *, offset: int = 0, if_range: str | None = None
+    ) -> AsyncIterator[Download]:
+        """Open a file download from `offset` on. The body streams from `Download.chunks`."""
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if if_range:
+                headers["If-Range"] = if_range
+        try:
+            async with self._request(mirror, url, headers) as response:
+                if response.status_code in NOT_FOUND:
+                    raise NotFoundUpstream(url)
+                yield _download(response, offset, self._mapped(mirror, response))
+        except _MirrorFailed as exc:
+            raise UpstreamError(f"{url}: {exc}") from None
+
+    async def _mapped(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"{url}: {_describe(exc)}") from None
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise UpstreamError(
+                str(self._failed(mirror, _describe(exc), timeout=timeout))
+            ) from None
+
+    # -- mirrors -------------------------------------------------------------------------
+
+    def _available(self, upstream: Upstream) -> list[MirrorHealth]:
+        now = self._clock()
+        return [m for m in self.health[upstream.name] if m.available(now)]
+
+    @asynccontextmanager
+    async def _request(
+        self, mirror: MirrorHealth, url: str, headers: dict[str, str]
+    ) -> AsyncIterator[httpx.Response]:
+        """A response whose status is 200, 206 or not-found; anything else fails the mirror."""
+        started = self._clock()
+        request = self._http.build_request("GET", url, headers=headers)
+        try:
+            with anyio.fail_after(self._config.first_byte_timeout):
+                response = await self._http.send(request, stream=True)
+        except TimeoutError:
+            raise self._failed(
+                mirror, "no response within the first-byte timeout", timeout=True
+            ) from None
+        except httpx.HTTPError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise self._failed(mirror, _describe(exc), timeout=timeout) from None
+        try:
+            status = response.status_code
+            if status not in (200, 206) and status not in NOT_FOUND:
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raise self._failed(mirror, f"HTTP {status}", retry_after=retry_after)
+            if response.headers.get("content-encoding", "identity") != "identity":
+                # A wheel is compressed already; a re-encoded body would not hash right.
+                raise self._failed(mirror, "unexpected Content-Encoding")
+            self._succeeded(mirror, self._clock() - started)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def _body(self, mirror: MirrorHealth, response: httpx.Response) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise self._failed(mirror, _describe(exc), timeout=timeout) from None
+
+    def _succeeded(self, mirror: MirrorHealth, latency: float) -> None:
+        if mirror.failures and mirror.state.value == "open":
+            log.info("mirror %s answers again: circuit closed", mirror.url)
+        mirror.succeeded(latency)
+
+    def _failed(
+        self,
+        mirror: MirrorHealth,
+        reason: str,
+        *,
+        timeout: bool = False,
+        retry_after: float | None = None,
+    ) -> _MirrorFailed:
+        log.warning("mirror %s: %s", mirror.url, reason)
+        if mirror.failed(reason, self._clock(), timeout=timeout, retry_after=retry_after):
+            log.warning(
+                "mirror %s: circuit open after %d failure(s); next probe in %.0f s",
+                mirror.url,
+                mirror.failures,
+                mirror.next_probe - self._clock(),
+            )
+        return _MirrorFailed(reason, timeout=timeout, retry_after=retry_after)
+
+    def report(self) -> dict[str, list[dict[str, Any]]]:
+        now = self._clock()
+        return {name: [m.report(now) for m in mirrors] for name, mirrors in self.health.items()}
 
 
-async def _mapped(chunks: AsyncIterator[bytes], url: str) -> AsyncIterator[bytes]:
+def _download(response: httpx.Response, offset: int, chunks: AsyncIterator[bytes]) -> Download:
+    validator = response.headers.get("etag")
+    if not validator or validator.startswith("W/"):
+        validator = response.headers.get("last-modified")
+    length = _int(response.headers.get("content-length"))
+    if response.status_code == 206:
+        start, total = _content_range(response.headers.get("content-range", ""))
+        if start != offset:
+            raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
+        return Download(start=start, total=total, validator=validator, chunks=chunks)
+    return Download(start=0, total=length, validator=validator, chunks=chunks)
+
+
+def _content_range(header: str) -> tuple[int | None, int | None]:
+    """`bytes 100-199/1000` -> (100, 1000); what is missing or unreadable is None."""
+    unit, _, spec = header.partition(" ")
+    span, _, total = spec.partition("/")
+    if unit != "bytes":
+        return None, None
+    return _int(span.partition("-")[0]), _int(total)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
     try:
-        async for chunk in chunks:
-            yield chunk
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"{url}: {_describe(exc)}") from None
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
 
 
 async def _parse(func: Callable[..., T], *args: Any) -> T:

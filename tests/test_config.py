@@ -37,11 +37,12 @@ def test_durations_paths_and_globs() -> None:
         {
             **MINIMAL,
             "cache": {"dir": "~/x", "page_ttl": "2h"},
-            "timeouts": {"connect": 3, "read": "1.5m"},
+            "timeouts": {"connect": 3, "first_byte": "20s", "stall": "1.5m"},
             "routes": [{"projects": ["NVIDIA_*", "Torch"], "upstreams": ["pypi"]}],
         }
     )
-    assert config.page_ttl == 7200 and config.connect_timeout == 3 and config.read_timeout == 90
+    assert config.page_ttl == 7200 and config.connect_timeout == 3
+    assert config.first_byte_timeout == 20 and config.stall_timeout == 90
     assert config.cache_dir == Path.home() / "x"
     assert config.routes[0].patterns == ("nvidia-*", "torch")
     assert upstreams_for(config.routes, NormalizedName("nvidia-cudnn-cu12")) == ("pypi",)
@@ -63,7 +64,8 @@ def _with(**extra: Any) -> dict[str, Any]:
         (_with(listen={"port": 70000}), "listen.port: expected a port number"),
         (_with(listen={"port": "80"}), "listen.port: expected a port number"),
         (_with(cache={"page_ttl": "ten minutes"}), "cache.page_ttl: expected a duration"),
-        (_with(timeouts={"read": 0}), "timeouts.read: expected a duration"),
+        (_with(timeouts={"stall": 0}), "timeouts.stall: expected a duration"),
+        (_with(timeouts={"read": 5}), "timeouts.read: unknown key"),
         ({"upstreams": {"pypi": {"mirrors": []}}}, "upstreams.pypi.mirrors: needs at least one"),
         ({"upstreams": {"pypi": {"mirror": ["x"]}}}, "upstreams.pypi.mirror: unknown key"),
         (

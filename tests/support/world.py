@@ -41,7 +41,7 @@ class World:
     def config(self, **overrides: Any) -> Config:
         data: dict[str, Any] = {
             "cache": {"dir": str(self.cache_dir)},
-            "timeouts": {"connect": 2, "read": 5},
+            "timeouts": {"connect": 2, "first_byte": 5, "stall": 5},
             "upstreams": {
                 "pypi": {"mirrors": [self.mirror.root_url(self.mirror_url)]},
                 "pytorch": {"mirrors": [self.torch.root_url(self.torch_url)]},

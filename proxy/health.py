@@ -1,0 +1,93 @@
+"""Mirror health: a circuit breaker per mirror, so a broken mirror stops costing time.
+
+Pure state: the clock and the random source are passed in, so every transition can be tested
+without waiting.
+
+- closed: the mirror is used.
+- open: after `FAILURES_TO_OPEN` failures in a row, or at once after a timeout (a hanging
+  mirror is the costliest kind of broken), the mirror is skipped while another can answer.
+- probing: once its probe is due, one request may try it; success closes the circuit, failure
+  opens it again with a longer, jittered interval (doubling, capped at `MAX_PROBE_INTERVAL`).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+FAILURES_TO_OPEN = 3
+FIRST_PROBE_INTERVAL = 5.0
+MAX_PROBE_INTERVAL = 300.0
+JITTER = 0.25
+# A Retry-After longer than this is not taken at its word.
+MAX_RETRY_AFTER = 600.0
+
+
+class State(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+
+
+@dataclass
+class MirrorHealth:
+    url: str
+    state: State = State.CLOSED
+    failures: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    latency: float | None = None  # seconds to response headers, smoothed
+    next_probe: float = 0.0
+    interval: float = 0.0
+    _rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def available(self, now: float) -> bool:
+        """Whether a request may use this mirror now. A due probe is claimed by the caller:
+        the next one waits for another interval, so a dead mirror gets one probe, not a
+        stampede."""
+        if self.state is State.CLOSED:
+            return True
+        if now < self.next_probe:
+            return False
+        self.next_probe = now + self.interval
+        return True
+
+    def succeeded(self, latency: float) -> None:
+        self.state, self.failures, self.interval = State.CLOSED, 0, 0.0
+        self.latency = latency if self.latency is None else 0.7 * self.latency + 0.3 * latency
+
+    def failed(
+        self, error: str, now: float, *, timeout: bool = False, retry_after: float | None = None
+    ) -> bool:
+        """Record a failure; True when this one opened (or re-opened) the circuit."""
+        self.failures += 1
+        self.last_error, self.last_error_at = error, now
+        gradual = self.state is State.CLOSED and not timeout and retry_after is None
+        if gradual and self.failures < FAILURES_TO_OPEN:
+            return False
+        if self.state is State.CLOSED:
+            self.interval = FIRST_PROBE_INTERVAL
+        else:
+            self.interval = min(self.interval * 2, MAX_PROBE_INTERVAL)
+        self.state = State.OPEN
+        wait = self.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
+        self.next_probe = now + wait
+        return True
+
+    def report(self, now: float) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "state": self.state.value,
+            "consecutive_failures": self.failures,
+            "last_error": self.last_error,
+            "last_error_age_s": None
+            if self.last_error_at is None
+            else round(now - self.last_error_at, 1),
+            "latency_ms": None if self.latency is None else round(self.latency * 1000, 1),
+            "next_probe_in_s": round(max(self.next_probe - now, 0.0), 1)
+            if self.state is State.OPEN
+            else None,
+        }
