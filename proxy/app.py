@@ -151,8 +151,9 @@ def create_app(config: Config) -> Starlette:
         headers = {"Cache-Control": IMMUTABLE, "X-Cache": "MISS"}
         if fill.size is not None:
             headers["Content-Length"] = str(fill.size)
-        if link.sha256:
-            headers["ETag"] = f'"{link.sha256}"'
+        # Not the sha256 (the ETag once cached): a client resuming a download that failed
+        # verification must get the whole file again, not the rest of it after a bad prefix.
+        headers["ETag"] = f'"fill-{fill.token}"'
         if request.method == "HEAD":
             return _headers_only(headers)
         return StreamingResponse(

@@ -44,6 +44,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Circuit:
+    """When a failing mirror is skipped, and how often it is probed again."""
+
+    failures: int = 3
+    probe_interval: float = 5.0
+    max_probe_interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class Config:
     upstreams: tuple[Upstream, ...]
     routes: tuple[Route, ...]
@@ -57,6 +66,7 @@ class Config:
     first_byte_timeout: float = 30.0
     stall_timeout: float = 60.0
     ca_bundle: Path | None = None
+    circuit: Circuit = field(default_factory=Circuit)
 
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)
@@ -83,7 +93,9 @@ def load_config(path: Path) -> Config:
 
 
 def parse_config(data: Any) -> Config:
-    root = _mapping(data, "", {"listen", "cache", "timeouts", "tls", "upstreams", "routes"})
+    root = _mapping(
+        data, "", {"listen", "cache", "timeouts", "circuit", "tls", "upstreams", "routes"}
+    )
     listen = _mapping(root.get("listen", {}), "listen", {"host", "port"})
     cache = _mapping(
         root.get("cache", {}),
@@ -92,6 +104,9 @@ def parse_config(data: Any) -> Config:
     )
     timeouts = _mapping(root.get("timeouts", {}), "timeouts", {"connect", "first_byte", "stall"})
     tls = _mapping(root.get("tls", {}), "tls", {"ca_bundle"})
+    circuit = _mapping(
+        root.get("circuit", {}), "circuit", {"failures", "probe_interval", "max_probe_interval"}
+    )
 
     upstreams = _upstreams(root.get("upstreams"))
     names = [u.name for u in upstreams]
@@ -127,7 +142,26 @@ def parse_config(data: Any) -> Config:
             timeouts.get("stall", defaults.stall_timeout), "timeouts.stall", positive=True
         ),
         ca_bundle=_path(tls["ca_bundle"], "tls.ca_bundle") if "ca_bundle" in tls else None,
+        circuit=_circuit(circuit),
     )
+
+
+def _circuit(spec: dict[str, Any]) -> Circuit:
+    default = Circuit()
+    failures = spec.get("failures", default.failures)
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+        raise ConfigError(f"circuit.failures: expected a whole number >= 1, got {failures!r}")
+    probe = _duration(
+        spec.get("probe_interval", default.probe_interval), "circuit.probe_interval", positive=True
+    )
+    cap = _duration(
+        spec.get("max_probe_interval", default.max_probe_interval),
+        "circuit.max_probe_interval",
+        positive=True,
+    )
+    if cap < probe:
+        raise ConfigError("circuit.max_probe_interval: shorter than circuit.probe_interval")
+    return Circuit(failures=failures, probe_interval=probe, max_probe_interval=cap)
 
 
 def _upstreams(value: Any) -> tuple[Upstream, ...]:

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pypi_proxy.fill")
 
 CHUNK = 1024 * 1024
-# Requests one fill may make, over all sources, before it gives up.
-MAX_ATTEMPTS = 8
+# Requests one fill makes to a source that keeps breaking off, before it tries the next.
+ATTEMPTS_PER_SOURCE = 3
 
 
 class FillFailed(UpstreamError):
@@ -47,6 +47,9 @@ class Fill:
     def __init__(self, filename: str, part: Path) -> None:
         self.filename = filename
         self.part = part
+        # Names this download's bytes (the ETag clients get while it streams): a client that
+        # resumes with it after a failed download must not have its bad prefix completed.
+        self.token = part.stem
         self.size: int | None = None  # the expected total, once known
         self.written = 0
         self.path: Path | None = None  # the committed blob, once verified
@@ -149,13 +152,14 @@ class Fills:
         try:
             digest = hashlib.sha256()
             with open(fill.part, "wb") as out:
-                source = await self._download(fill, out, digest, upstream, page, link)
+                mirror, url = await self._download(fill, out, digest, upstream, page, link)
                 out.flush()
                 await anyio.to_thread.run_sync(os.fsync, out.fileno())
             sha256 = digest.hexdigest()
             if link.sha256 is not None and sha256 != link.sha256:
-                self._corrupt.setdefault(link.sha256, set()).add(source)
-                raise FillFailed(f"sha256 mismatch from {source}: got {sha256}")
+                self._corrupt.setdefault(link.sha256, set()).add(url)
+                self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
+                raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
             fill.path = self._store.commit(fill.part, sha256)
             fill.size, fill.sha256 = fill.written, sha256
             self._corrupt.pop(sha256, None)
@@ -181,17 +185,15 @@ class Fills:
         upstream: Upstream,
         page: ProjectPage,
         link: FileLink,
-    ) -> str:
+    ) -> tuple[MirrorHealth, str]:
         """Write the file into `out`, from the first source that works. A body that breaks
         off resumes where it stopped (`Range`, with `If-Range` on the same source), on the
-        same source while it makes progress, else on the next; the sha256 over the whole
-        file keeps the splice safe. Returns the URL that delivered the end of the file."""
-        error: Exception = NotFoundUpstream(link.filename)
+        same source while it makes progress (a few times), else on the next; the sha256 over
+        the whole file keeps the splice safe. Returns the source that delivered the end."""
+        error: Exception = UpstreamError(f"{upstream.name}: no mirror to fetch {link.filename}")
         validator: tuple[str, str] | None = None  # the last response's (url, ETag)
-        attempts = 0
         async for mirror, url in self._sources(upstream, page, link):
-            while attempts < MAX_ATTEMPTS:
-                attempts += 1
+            for _ in range(ATTEMPTS_PER_SOURCE):
                 before = fill.written
                 if_range = validator[1] if validator and validator[0] == url else None
                 try:
@@ -203,7 +205,7 @@ class Fills:
                         fill.started.set()
                         await _append(fill, out, digest, download)
                     if fill.size is None or fill.written == fill.size:
-                        return url
+                        return mirror, url
                     error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
                 except NotFoundUpstream as exc:
                     error = exc

@@ -4,10 +4,11 @@ Pure state: the clock and the random source are passed in, so every transition c
 without waiting.
 
 - closed: the mirror is used.
-- open: after `FAILURES_TO_OPEN` failures in a row, or at once after a timeout (a hanging
-  mirror is the costliest kind of broken), the mirror is skipped while another can answer.
+- open: after `Circuit.failures` failures in a row, the mirror is skipped. A severe failure
+  opens it at once: a timeout (a hanging mirror is the costliest kind of broken), bytes that
+  do not match their hash, or an answer with Retry-After (the mirror asked for it).
 - probing: once its probe is due, one request may try it; success closes the circuit, failure
-  opens it again with a longer, jittered interval (doubling, capped at `MAX_PROBE_INTERVAL`).
+  opens it again with a longer, jittered interval (doubling, up to `max_probe_interval`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-FAILURES_TO_OPEN = 3
-FIRST_PROBE_INTERVAL = 5.0
-MAX_PROBE_INTERVAL = 300.0
+from .config import Circuit
+
 JITTER = 0.25
 # A Retry-After longer than this is not taken at its word.
 MAX_RETRY_AFTER = 600.0
@@ -33,6 +33,7 @@ class State(Enum):
 @dataclass
 class MirrorHealth:
     url: str
+    policy: Circuit = field(default_factory=Circuit)
     state: State = State.CLOSED
     failures: int = 0
     last_error: str | None = None
@@ -58,18 +59,18 @@ class MirrorHealth:
         self.latency = latency if self.latency is None else 0.7 * self.latency + 0.3 * latency
 
     def failed(
-        self, error: str, now: float, *, timeout: bool = False, retry_after: float | None = None
+        self, error: str, now: float, *, severe: bool = False, retry_after: float | None = None
     ) -> bool:
         """Record a failure; True when this one opened (or re-opened) the circuit."""
         self.failures += 1
         self.last_error, self.last_error_at = error, now
-        gradual = self.state is State.CLOSED and not timeout and retry_after is None
-        if gradual and self.failures < FAILURES_TO_OPEN:
+        gradual = self.state is State.CLOSED and not severe and retry_after is None
+        if gradual and self.failures < self.policy.failures:
             return False
         if self.state is State.CLOSED:
-            self.interval = FIRST_PROBE_INTERVAL
+            self.interval = self.policy.probe_interval
         else:
-            self.interval = min(self.interval * 2, MAX_PROBE_INTERVAL)
+            self.interval = min(self.interval * 2, self.policy.max_probe_interval)
         self.state = State.OPEN
         wait = self.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
         if retry_after is not None:

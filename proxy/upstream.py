@@ -26,7 +26,7 @@ import anyio
 import httpx
 
 from .config import Config, Upstream
-from .health import MirrorHealth
+from .health import MirrorHealth, State
 from .model import FileLink, NormalizedName, ProjectPage
 from .parse import ParseError, parse_project_list, parse_project_page
 
@@ -60,10 +60,7 @@ class NotFoundUpstream(Exception):
 
 
 class _MirrorFailed(Exception):
-    def __init__(self, reason: str, *, timeout: bool = False, retry_after: float | None = None):
-        super().__init__(reason)
-        self.timeout = timeout
-        self.retry_after = retry_after
+    """One mirror failed this request (already recorded in its health)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,10 @@ class UpstreamClient:
     def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._clock = clock
-        self.health = {u.name: [MirrorHealth(url) for url in u.mirrors] for u in config.upstreams}
+        self.health = {
+            u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
+            for u in config.upstreams
+        }
         context = ssl.create_default_context(
             cafile=str(config.ca_bundle) if config.ca_bundle else None
         )
@@ -109,19 +109,23 @@ class UpstreamClient:
     # -- index pages ---------------------------------------------------------------------
 
     async def project_page(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
-        """The project's page from the first mirror that has it; None when every mirror asked
-        says it has no such project (a lagging mirror's 404 is not the last word)."""
-        failures = []
-        for mirror in self._available(upstream):
+        """The project's page from the first mirror that has it; None only when every mirror
+        answered that it has no such project (a lagging mirror's 404 is not the last word,
+        and a mirror that could not be asked leaves the question open)."""
+        problems = []
+        for mirror in self.health[upstream.name]:
+            if not mirror.available(self._clock()):
+                problems.append(f"{mirror.url}: skipped (circuit open)")
+                continue
             try:
                 page = await self._mirror_page(mirror, name)
             except _MirrorFailed as exc:
-                failures.append(f"{mirror.url}: {exc}")
+                problems.append(f"{mirror.url}: {exc}")
                 continue
             if page is not None:
                 return page
-        if failures:
-            raise UpstreamError(f"{upstream.name}: {name}: " + "; ".join(failures))
+        if problems:
+            raise UpstreamError(f"{upstream.name}: {name}: " + "; ".join(problems))
         return None
 
     async def _mirror_page(self, mirror: MirrorHealth, name: NormalizedName) -> ProjectPage | None:
@@ -129,24 +133,30 @@ class UpstreamClient:
             if r.status_code in NOT_FOUND:
                 return None
             body = await self._body(mirror, r)
-        try:
-            page = await _parse(parse_project_page, name, body, str(r.url))
-        except ParseError as exc:
-            raise self._failed(mirror, f"unparseable page: {exc}") from None
+            try:
+                page = await _parse(parse_project_page, name, body, str(r.url))
+            except ParseError as exc:
+                raise self._failed(mirror, f"unparseable page: {exc}") from None
         return dataclasses.replace(page, source=mirror.url)
 
     async def project_names(self, upstream: Upstream) -> set[NormalizedName]:
         failures = []
-        for mirror in self._available(upstream):
+        for mirror in self.health[upstream.name]:
+            if not mirror.available(self._clock()):
+                failures.append(f"{mirror.url}: skipped (circuit open)")
+                continue
             try:
                 async with self._request(mirror, mirror.url, {"Accept": PAGE_ACCEPT}) as r:
                     if r.status_code in NOT_FOUND:
                         raise self._failed(mirror, f"HTTP {r.status_code} for the index root")
                     body = await self._body(mirror, r)
-                return await _parse(parse_project_list, body)
-            except (_MirrorFailed, ParseError) as exc:
+                    try:
+                        return await _parse(parse_project_list, body)
+                    except ParseError as exc:
+                        raise self._failed(mirror, f"unparseable index root: {exc}") from None
+            except _MirrorFailed as exc:
                 failures.append(f"{mirror.url}: {exc}")
-        raise UpstreamError(f"{upstream.name}: index root: " + "; ".join(failures or ["down"]))
+        raise UpstreamError(f"{upstream.name}: index root: " + "; ".join(failures))
 
     # -- files ---------------------------------------------------------------------------
 
@@ -207,15 +217,9 @@ class UpstreamClient:
                 yield chunk
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
-            raise UpstreamError(
-                str(self._failed(mirror, _describe(exc), timeout=timeout))
-            ) from None
+            raise UpstreamError(str(self._failed(mirror, _describe(exc), severe=timeout))) from None
 
     # -- mirrors -------------------------------------------------------------------------
-
-    def _available(self, upstream: Upstream) -> list[MirrorHealth]:
-        now = self._clock()
-        return [m for m in self.health[upstream.name] if m.available(now)]
 
     @asynccontextmanager
     async def _request(
@@ -229,11 +233,11 @@ class UpstreamClient:
                 response = await self._http.send(request, stream=True)
         except TimeoutError:
             raise self._failed(
-                mirror, "no response within the first-byte timeout", timeout=True
+                mirror, "no response within the first-byte timeout", severe=True
             ) from None
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
-            raise self._failed(mirror, _describe(exc), timeout=timeout) from None
+            raise self._failed(mirror, _describe(exc), severe=timeout) from None
         try:
             status = response.status_code
             if status not in (200, 206) and status not in NOT_FOUND:
@@ -242,8 +246,11 @@ class UpstreamClient:
             if response.headers.get("content-encoding", "identity") != "identity":
                 # A wheel is compressed already; a re-encoded body would not hash right.
                 raise self._failed(mirror, "unexpected Content-Encoding")
-            self._succeeded(mirror, self._clock() - started)
+            latency = self._clock() - started
             yield response
+            # Only a body read to its end is a success: a mirror that answers and then keeps
+            # breaking off must still end up skipped.
+            self._succeeded(mirror, latency)
         finally:
             await response.aclose()
 
@@ -252,30 +259,34 @@ class UpstreamClient:
             return await response.aread()
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
-            raise self._failed(mirror, _describe(exc), timeout=timeout) from None
+            raise self._failed(mirror, _describe(exc), severe=timeout) from None
 
     def _succeeded(self, mirror: MirrorHealth, latency: float) -> None:
-        if mirror.failures and mirror.state.value == "open":
+        if mirror.state is State.OPEN:
             log.info("mirror %s answers again: circuit closed", mirror.url)
         mirror.succeeded(latency)
+
+    def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
+        """Bytes that do not match their hash, found after the download."""
+        self._failed(mirror, reason, severe=True)
 
     def _failed(
         self,
         mirror: MirrorHealth,
         reason: str,
         *,
-        timeout: bool = False,
+        severe: bool = False,
         retry_after: float | None = None,
     ) -> _MirrorFailed:
         log.warning("mirror %s: %s", mirror.url, reason)
-        if mirror.failed(reason, self._clock(), timeout=timeout, retry_after=retry_after):
+        if mirror.failed(reason, self._clock(), severe=severe, retry_after=retry_after):
             log.warning(
-                "mirror %s: circuit open after %d failure(s); next probe in %.0f s",
+                "mirror %s: circuit open after %d failure(s); next probe in %.1f s",
                 mirror.url,
                 mirror.failures,
                 mirror.next_probe - self._clock(),
             )
-        return _MirrorFailed(reason, timeout=timeout, retry_after=retry_after)
+        return _MirrorFailed(reason)
 
     def report(self) -> dict[str, list[dict[str, Any]]]:
         now = self._clock()

@@ -23,6 +23,7 @@ def serve(
     app: Any,
     *,
     host: str = "127.0.0.1",
+    port: int = 0,
     lifespan: Literal["auto", "on", "off"] = "on",
 ) -> Iterator[str]:
     """Serve ``app`` on a free port of ``host``; yield the base URL (``http://host:port``).
@@ -37,7 +38,7 @@ def serve(
     # TCP, and with proto 0 every response pays ~40 ms of Nagle + delayed-ACK latency.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
 
     config = uvicorn.Config(

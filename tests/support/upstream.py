@@ -76,6 +76,7 @@ class Faults:
     drip         sleep this many seconds between 64 KiB chunks
     cut_after    announce the full Content-Length, then drop the connection after N body bytes
                  (no effect when the body is not longer than N)
+    cut_times    cut only this many responses (then send whole bodies); None: every one
     corrupt      flip one byte in the middle of the content (same length; ETag unchanged)
     no_range     ignore Range headers (always 200 with the whole body, no Accept-Ranges)
     missing      names answered as unknown: filenames for files, project names for pages
@@ -88,6 +89,8 @@ class Faults:
     hang: bool = False
     drip: float | None = None
     cut_after: int | None = None
+    cut_times: int | None = None
+    cuts: int = 0  # responses cut so far
     corrupt: bool = False
     no_range: bool = False
     missing: set[str] = field(default_factory=set)
@@ -159,6 +162,8 @@ class FakeUpstream:
         self.file_faults = Faults()
         # Some mirrors serve PEP 691 JSON as application/octet-stream; set that here.
         self.json_content_type = JSON_V1
+        # Decoded path -> absolute URL answered with a 302 (mirrors that send misses elsewhere).
+        self.redirects: dict[str, str] = {}
         self._projects: dict[str, list[_Entry]] = {}
         self._raw_pages: dict[str, dict[str, bytes]] = {}
         self._blobs: dict[str, bytes] = {}  # decoded path -> bytes: files, .metadata, blobs
@@ -272,10 +277,10 @@ class FakeUpstream:
         self._closing.set()
 
     @contextmanager
-    def running(self) -> Iterator[str]:
+    def running(self, port: int = 0) -> Iterator[str]:
         """Serve this upstream on a free port; yield the base URL; stop fast on exit."""
         self._closing.clear()
-        with serve(self.app, lifespan="auto") as base:
+        with serve(self.app, lifespan="auto", port=port) as base:
             try:
                 yield base
             finally:
@@ -285,9 +290,16 @@ class FakeUpstream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if path in self.redirects:
+            redirect = _Reply(302, b"", {"location": self.redirects[path]})
+            record = RequestRecord(scope["method"], path, "", headers, "file")
+            with self._lock:
+                self._log.append(record)
+            await _send_reply(send, redirect, record, Faults(), True, lambda: False)
+            return
         kind = self._kind(path)
         faults = self.page_faults if kind == "page" else self.file_faults
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         record = RequestRecord(
             method=scope["method"],
             path=scope.get("raw_path", path.encode()).decode("latin-1"),
@@ -604,7 +616,12 @@ async def _send_reply(
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return
 
-    limit = len(body) if faults.cut_after is None else min(len(body), faults.cut_after)
+    cutting = faults.cut_after is not None and faults.cut_after < len(body)
+    if cutting and faults.cut_times is not None and faults.cuts >= faults.cut_times:
+        cutting = False
+    if cutting:
+        faults.cuts += 1
+    limit = faults.cut_after if cutting and faults.cut_after is not None else len(body)
     gate = faults.gate
     # With a gate, hold back at least half of the body even when it fits in one chunk.
     first_chunk = CHUNK if gate is None else min(CHUNK, max(1, len(body) // 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,16 @@ class World:
     torch: FakeUpstream
     torch_url: str
     cache_dir: Path
+    # Index URLs of further mirrors of the official index, tried after `mirror`.
+    more_mirrors: list[str] = field(default_factory=list)
 
     def config(self, **overrides: Any) -> Config:
+        pypi = [self.mirror.root_url(self.mirror_url), *self.more_mirrors]
         data: dict[str, Any] = {
             "cache": {"dir": str(self.cache_dir)},
             "timeouts": {"connect": 2, "first_byte": 5, "stall": 5},
             "upstreams": {
-                "pypi": {"mirrors": [self.mirror.root_url(self.mirror_url)]},
+                "pypi": {"mirrors": pypi},
                 "pytorch": {"mirrors": [self.torch.root_url(self.torch_url)]},
             },
             "routes": [
@@ -60,9 +63,10 @@ class World:
             yield base
 
 
-def stock(mirror: FakeUpstream, torch: FakeUpstream) -> None:
+def stock(mirror: FakeUpstream, torch: FakeUpstream | None = None) -> None:
     for dist in (TINYLIB_OLD, TINYLIB, TINYAPP, TINYDEP, TORCH_DECOY, BIG):
         mirror.add(dist)
     mirror.add(WITH_METADATA, metadata=True)
     for dist in (TORCH, TINYDEP_ON_TORCH, ONLY_ON_TORCH):
-        torch.add(dist)
+        if torch is not None:
+            torch.add(dist)
