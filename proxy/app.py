@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ log = logging.getLogger("pypi_proxy.app")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 OCTET_STREAM = "application/octet-stream"
-RETRY_AFTER = "30"
+# Seconds a client is asked to wait after a 503 when no mirror's next probe says otherwise.
+# Short, since pip sleeps as long as it is told before each of its retries.
+RETRY_AFTER = 5
 
 
 class BodyCut(Exception):
@@ -162,11 +165,13 @@ def create_app(config: Config) -> Starlette:
 
     async def upstream_unavailable(request: Request, exc: Exception) -> Response:
         log.warning("%s %s: 503: %s", request.method, request.url.path, exc)
+        wait = exc.retry_after if isinstance(exc, UpstreamError) else None
+        retry_after = RETRY_AFTER if wait is None else min(max(math.ceil(wait), 1), 60)
         return Response(
             f"upstream unavailable: {exc}\n",
             status_code=503,
             media_type="text/plain",
-            headers={"Retry-After": RETRY_AFTER},
+            headers={"Retry-After": str(retry_after)},
         )
 
     async def upstream_missing(request: Request, exc: Exception) -> Response:

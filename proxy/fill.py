@@ -190,7 +190,10 @@ class Fills:
         off resumes where it stopped (`Range`, with `If-Range` on the same source), on the
         same source while it makes progress (a few times), else on the next; the sha256 over
         the whole file keeps the splice safe. Returns the source that delivered the end."""
-        error: Exception = UpstreamError(f"{upstream.name}: no mirror to fetch {link.filename}")
+        error: Exception = UpstreamError(
+            f"{upstream.name}: no mirror to fetch {link.filename} from",
+            self._client.next_probe(upstream),
+        )
         validator: tuple[str, str] | None = None  # the last response's (url, ETag)
         async for mirror, url in self._sources(upstream, page, link):
             for _ in range(ATTEMPTS_PER_SOURCE):

@@ -52,7 +52,13 @@ def user_agent() -> str:
 
 
 class UpstreamError(Exception):
-    """An upstream could not answer now (refused, timed out, 5xx, garbage). Transient."""
+    """An upstream could not answer now (refused, timed out, 5xx, garbage). Transient.
+
+    `retry_after`: seconds until a mirror will be tried again, when that is known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFoundUpstream(Exception):
@@ -125,7 +131,8 @@ class UpstreamClient:
             if page is not None:
                 return page
         if problems:
-            raise UpstreamError(f"{upstream.name}: {name}: " + "; ".join(problems))
+            message = f"{upstream.name}: {name}: " + "; ".join(problems)
+            raise UpstreamError(message, self.next_probe(upstream))
         return None
 
     async def _mirror_page(self, mirror: MirrorHealth, name: NormalizedName) -> ProjectPage | None:
@@ -156,7 +163,8 @@ class UpstreamClient:
                         raise self._failed(mirror, f"unparseable index root: {exc}") from None
             except _MirrorFailed as exc:
                 failures.append(f"{mirror.url}: {exc}")
-        raise UpstreamError(f"{upstream.name}: index root: " + "; ".join(failures))
+        message = f"{upstream.name}: index root: " + "; ".join(failures)
+        raise UpstreamError(message, self.next_probe(upstream))
 
     # -- files ---------------------------------------------------------------------------
 
@@ -287,6 +295,12 @@ class UpstreamClient:
                 mirror.next_probe - self._clock(),
             )
         return _MirrorFailed(reason)
+
+    def next_probe(self, upstream: Upstream) -> float | None:
+        """Seconds until the first of the upstream's skipped mirrors may be tried again."""
+        now = self._clock()
+        waits = [m.next_probe - now for m in self.health[upstream.name] if m.state is State.OPEN]
+        return max(min(waits), 0.0) if waits else None
 
     def report(self) -> dict[str, list[dict[str, Any]]]:
         now = self._clock()

@@ -261,3 +261,22 @@ def test_sigkill_during_a_download_leaves_nothing_that_is_ever_served(
         process.terminate()
         process.wait(timeout=20)
     assert world.mirror.count(BIG.filename) == 2  # fetched again after the crash
+
+
+def test_a_mirror_without_range_support_still_resumes(world: World, proxy: str) -> None:
+    world.mirror.file_faults.no_range = True
+    world.mirror.file_faults.cut_after = len(BIG.content) // 3
+    world.mirror.file_faults.cut_times = 1
+    response = httpx.get(f"{proxy}/files/bigpkg/{BIG.filename}", timeout=30)
+    # The second answer is the whole file again; the proxy skips what it already has.
+    assert _sha256(response.content) == BIG.sha256
+    assert world.mirror.count(BIG.filename) == 2
+
+
+def test_503_says_when_a_mirror_will_be_tried_again(world: World) -> None:
+    world.mirror.page_faults.status = 503
+    world.mirror.page_faults.retry_after = 20
+    with world.proxy() as base:
+        response = httpx.get(f"{base}/simple/tinylib/")
+    assert response.status_code == 503
+    assert 15 <= int(response.headers["retry-after"]) <= 20
