@@ -14,6 +14,7 @@ import httpx
 import pytest
 from support.clients import install
 from support.upstream import FakeUpstream
+from support.waiting import wait_for
 from support.world import TINYAPP, TINYLIB, WITH_METADATA, World, stock
 
 WANTED = ["tinyapp", "metapkg"]
@@ -91,17 +92,6 @@ def _heal(pair: Pair, fault: str) -> None:
     pair.first.reset_faults()
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def _blobs(world: World) -> set[str]:
-    return {p.name for p in (world.cache_dir / "files").rglob("*") if p.is_file()}
-
-
 @pytest.mark.parametrize("client", ["pip", "uv"])
 @pytest.mark.parametrize("target", ["page", "file"])
 @pytest.mark.parametrize("fault", ["refused", "503", "hang", "cut", "corrupt", "lagging"])
@@ -112,7 +102,7 @@ def test_installs_succeed_through_the_second_mirror(
         _break(pair, fault, target, base)
         assert install(client, f"{base}/simple/", tmp_path / client, *WANTED) == EXPECTED
         # What the proxy cached verified against the listed sha256: it is named by it.
-        assert {TINYAPP.sha256, TINYLIB.sha256} <= _blobs(pair.world)
+        assert {TINYAPP.sha256, TINYLIB.sha256} <= pair.world.cached_files()
         assert pair.second.count(lambda r: r.kind == target) > 0
 
         first = pair.health(base)[0]
@@ -126,4 +116,4 @@ def test_installs_succeed_through_the_second_mirror(
         # Once its probe is due, the next request that needs the mirror tries it again.
         time.sleep(1.5)
         assert httpx.get(f"{base}/simple/tinydep/").status_code == 200
-        _wait_for(lambda: pair.health(base)[0]["state"] == "closed")
+        wait_for(lambda: pair.health(base)[0]["state"] == "closed")

@@ -10,14 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.waiting import wait_for
 from support.world import BIG, TINYLIB, TORCH, WITH_METADATA, World
 
 TORCH_URL = f"/files/torch/{TORCH.filename.replace('+', '%2B')}"
 BIG_URL = f"/files/bigpkg/{BIG.filename}"
-
-
-def _blobs(world: World) -> list[Path]:
-    return [p for p in (world.cache_dir / "files").rglob("*") if p.is_file()]
 
 
 def test_first_request_streams_from_upstream_then_disk_serves(
@@ -39,7 +36,7 @@ def test_first_request_streams_from_upstream_then_disk_serves(
     assert second.headers["etag"] == f'"{TINYLIB.sha256}"'
     assert "content-encoding" not in second.headers
     assert world.mirror.count(TINYLIB.filename, method="GET") == 1
-    assert [p.name for p in _blobs(world)] == [TINYLIB.sha256]
+    assert world.cached_files() == {TINYLIB.sha256}
 
 
 def test_plus_and_percent_2b_are_the_same_file(world: World, client: httpx.Client) -> None:
@@ -108,7 +105,7 @@ def test_a_bad_upstream_body_is_cut_short_and_never_cached(world: World, fault: 
     with world.proxy(circuit=circuit) as base, httpx.Client(base_url=base) as client:
         with pytest.raises(httpx.HTTPError):
             client.get(BIG_URL)  # an incomplete body: the client knows it lacks the file
-        assert _blobs(world) == []
+        assert world.cached_files() == set()
         assert list((world.cache_dir / "tmp").iterdir()) == []
         # The only mirror is now skipped for a while: a quick 503, not another bad download.
         skipped = client.get(BIG_URL)
@@ -119,7 +116,7 @@ def test_a_bad_upstream_body_is_cut_short_and_never_cached(world: World, fault: 
         time.sleep(0.3)
         good = client.get(BIG_URL)
         assert hashlib.sha256(good.content).hexdigest() == BIG.sha256
-        assert [p.name for p in _blobs(world)] == [BIG.sha256]
+        assert world.cached_files() == {BIG.sha256}
 
 
 def test_upstream_file_errors(world: World, client: httpx.Client) -> None:
@@ -185,9 +182,7 @@ def test_a_disconnecting_client_does_not_stop_the_download(world: World, proxy: 
     with httpx.Client(base_url=proxy, timeout=10) as client:
         with client.stream("GET", BIG_URL) as response:
             next(response.iter_bytes())
-        deadline = time.monotonic() + 20
-        while not _blobs(world) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [p.name for p in _blobs(world)] == [BIG.sha256]
+        wait_for(lambda: bool(world.cached_files()), seconds=20)
+        assert world.cached_files() == {BIG.sha256}
         assert client.get(BIG_URL).headers["x-cache"] == "HIT"
     assert world.mirror.count(BIG.filename) == 1

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from support.waiting import wait_for
 from support.world import TINYAPP, TINYDEP, TORCH, World
 
 JSON = "application/vnd.pypi.simple.v1+json"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
 PIP_ACCEPT = f"{JSON}, {V1_HTML}; q=0.1, text/html; q=0.01"
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_project_page_as_json_for_pip_and_html_for_browsers(client: httpx.Client) -> None:
@@ -109,8 +102,8 @@ def test_pages_are_fetched_once_per_ttl_and_survive_a_restart(world: World) -> N
         time.sleep(1.1)
         # Expired: served at once, while one refresh runs in the background.
         assert httpx.get(f"{base}/simple/tinyapp/").headers["x-cache"] == "STALE"
-        _wait_for(lambda: world.mirror.count("/simple/tinyapp/") == 2)
-        _wait_for(lambda: httpx.get(f"{base}/simple/tinyapp/").headers["x-cache"] == "HIT")
+        wait_for(lambda: world.mirror.count("/simple/tinyapp/") == 2)
+        wait_for(lambda: httpx.get(f"{base}/simple/tinyapp/").headers["x-cache"] == "HIT")
         assert world.mirror.count("/simple/tinyapp/") == 2
 
     # A new process on the same cache directory: the page comes from disk, no upstream call.

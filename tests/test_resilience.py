@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from support.clients import install
 from support.upstream import FakeUpstream
+from support.waiting import wait_for
 from support.wheels import make_wheel
 from support.world import BIG, TINYLIB, World, stock
 
@@ -30,13 +30,6 @@ EXPECTED = {
     "tinydep": "0.5",
     "metapkg": "1.0",
 }
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def _sha256(data: bytes) -> str:
@@ -85,7 +78,7 @@ def test_a_stalled_body_is_resumed(world: World) -> None:
     world.mirror.file_faults.gate = gate
 
     def open_gate_later() -> None:
-        _wait_for(lambda: world.mirror.count(BIG.filename) >= 1)
+        wait_for(lambda: world.mirror.count(BIG.filename) >= 1)
         time.sleep(1.5)
         gate.set()
 
@@ -230,7 +223,7 @@ def test_sigkill_during_a_download_leaves_nothing_that_is_ever_served(
             except httpx.TransportError:
                 return False
 
-        _wait_for(ready, seconds=20)
+        wait_for(ready, seconds=20)
         return process, base
 
     url = f"/files/bigpkg/{BIG.filename}"
@@ -239,7 +232,7 @@ def test_sigkill_during_a_download_leaves_nothing_that_is_ever_served(
         with httpx.stream("GET", base + url, timeout=10) as response:
             chunks = response.iter_bytes()
             next(chunks)
-            _wait_for(lambda: any((cache / "tmp").glob("*.part")))
+            wait_for(lambda: any((cache / "tmp").glob("*.part")))
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
             with pytest.raises(httpx.HTTPError):

@@ -57,6 +57,10 @@ class World:
         data.update(overrides)
         return parse_config(data)
 
+    def cached_files(self) -> set[str]:
+        """Names (sha256s) of the files in the proxy's store."""
+        return {p.name for p in (self.cache_dir / "files").rglob("*") if p.is_file()}
+
     @contextmanager
     def proxy(self, **overrides: Any) -> Iterator[str]:
         with serve(create_app(self.config(**overrides))) as base:
