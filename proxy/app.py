@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .blobs import BlobStore
 from .config import Config, Upstream
 from .fill import FillFailed, Fills
+from .locks import FileLocks
 from .model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
 from .pages import Found, PageCache
 from .render import Format, Rendered, negotiate, render_project, render_project_list
@@ -79,19 +80,22 @@ def create_app(config: Config) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = BlobStore(config.cache_dir)
-        removed = store.clean_parts()
+        locks = FileLocks(config.cache_dir / "locks")
+        removed = store.clean(locks)
         if removed:
             log.info("removed %d partial downloads left by an earlier run", removed)
         client = UpstreamClient(config)
         with diskcache.Cache(str(config.cache_dir / "index")) as db:
-            services = Services(client, PageCache(config, db, client), Fills(store, db, client))
+            fills = Fills(store, db, client, locks)
+            services = Services(client, PageCache(config, db, client), fills)
             app.state.services = services
             try:
                 yield
             finally:
-                await services.fills.aclose()
+                await fills.aclose()
                 await services.pages.aclose()
                 await client.aclose()
+                locks.close()
 
     async def home(request: Request) -> Response:
         index = str(request.url_for("root_index"))

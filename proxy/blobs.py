@@ -1,8 +1,10 @@
-"""A content-addressed file store: `files/<aa>/<bb>/<sha256>`, written through `tmp/*.part`.
+"""A content-addressed file store: `files/<aa>/<bb>/<sha256>`, written through `tmp/`.
 
-No client string ever becomes a path here: the only key is a sha256 the proxy computed or
-parsed and validated. A file appears under its final name only after its bytes were verified,
-by one atomic rename, so a reader never sees a partial or corrupt file.
+No client string ever becomes a path here: the only names are sha256 digests (and keys made
+of them) that the proxy computed or parsed and validated. A file appears under its final name
+only after its bytes were verified, by one atomic rename, so a reader never sees a partial or
+corrupt file. A download in progress is `tmp/<key>.part`, with its expected size, once known,
+in `tmp/<key>.size`, where other worker processes can follow it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 import uuid
 from pathlib import Path
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+from .locks import FileLocks
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobStore:
@@ -24,9 +28,7 @@ class BlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        if not _SHA256.fullmatch(sha256):
-            raise ValueError(f"not a sha256 digest: {sha256!r}")
-        return self.files / sha256[:2] / sha256[2:4] / sha256
+        return self.files / sha256[:2] / sha256[2:4] / _checked(sha256)
 
     def find(self, sha256: str | None) -> Path | None:
         if sha256 is None:
@@ -34,38 +36,83 @@ class BlobStore:
         path = self.path(sha256)
         return path if path.is_file() else None
 
-    def new_part(self) -> Path:
-        return self.tmp / f"{uuid.uuid4().hex}.part"
+    # -- downloads in progress -----------------------------------------------------------
 
-    def commit(self, part: Path, sha256: str) -> Path:
+    def part(self, key: str) -> Path:
+        return self.tmp / f"{_checked(key)}.part"
+
+    def part_size(self, key: str) -> int | None:
+        try:
+            return self.part(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def write_size(self, key: str, size: int | None) -> None:
+        note = self.tmp / f"{_checked(key)}.size"
+        note.write_text("" if size is None else str(size), encoding="ascii")
+
+    def read_size(self, key: str) -> int | bool | None:
+        """The expected size a download noted: an int, None (unknown), or False (no note
+        yet: the download has not started)."""
+        try:
+            text = (self.tmp / f"{_checked(key)}.size").read_text(encoding="ascii")
+        except FileNotFoundError:
+            return False
+        return int(text) if text.isdigit() else None
+
+    def discard_part(self, key: str) -> None:
+        self.part(key).unlink(missing_ok=True)
+        (self.tmp / f"{_checked(key)}.size").unlink(missing_ok=True)
+
+    def commit(self, key: str, sha256: str) -> Path:
         """Move a verified, fsynced part file to its final name."""
         final = self.path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
-        # On Windows a rename fails while another handle is open on the file; readers hold
-        # one only for the length of a read, so a short retry is enough.
-        for attempt in range(50):
-            try:
-                os.replace(part, final)
-                return final
-            except PermissionError:
-                if attempt == 49:
-                    raise
-                time.sleep(0.02)
+        _replace(self.part(key), final)
+        (self.tmp / f"{key}.size").unlink(missing_ok=True)
         return final
 
     def put(self, data: bytes, sha256: str) -> Path:
         """Store a small verified body (a `.metadata` file) in one go."""
-        part = self.new_part()
-        with open(part, "wb") as f:
+        scratch = self.tmp / f"{uuid.uuid4().hex}.put"
+        with open(scratch, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        return self.commit(part, sha256)
+        final = self.path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _replace(scratch, final)
+        return final
 
-    def clean_parts(self) -> int:
-        """Remove what interrupted downloads left behind; run at start, before any fill."""
+    def clean(self, locks: FileLocks) -> int:
+        """Remove what interrupted downloads left behind, but for those another worker
+        process is still busy with."""
         removed = 0
-        for part in self.tmp.glob("*.part"):
-            part.unlink(missing_ok=True)
-            removed += 1
+        for leftover in self.tmp.iterdir():
+            if leftover.suffix == ".put":
+                if time.time() - leftover.stat().st_mtime > 60:
+                    leftover.unlink(missing_ok=True)
+            elif _HEX64.fullmatch(leftover.stem) and locks.acquire(leftover.stem):
+                leftover.unlink(missing_ok=True)
+                locks.release(leftover.stem)
+                removed += leftover.suffix == ".part"
         return removed
+
+
+def _checked(name: str) -> str:
+    if not _HEX64.fullmatch(name):
+        raise ValueError(f"not a sha256 digest: {name!r}")
+    return name
+
+
+def _replace(source: Path, target: Path) -> None:
+    # On Windows a rename fails while another handle is open on the file; readers of a part
+    # file hold one only for the length of a read, so a short retry is enough.
+    for attempt in range(50):
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            if attempt == 49:
+                raise
+            time.sleep(0.02)

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -23,6 +24,7 @@ from .blobs import BlobStore
 from .config import Upstream
 from .flight import SingleFlight
 from .health import MirrorHealth
+from .locks import FileLocks
 from .model import FileLink, ProjectPage
 from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
 from .wheel import NoMetadata, core_metadata
@@ -35,6 +37,25 @@ log = logging.getLogger("pypi_proxy.fill")
 CHUNK = 1024 * 1024
 # Requests one fill makes to a source that keeps breaking off, before it tries the next.
 ATTEMPTS_PER_SOURCE = 3
+# How often a process following another's download looks at its progress.
+FOLLOW_INTERVAL = 0.05
+
+
+def file_key(link: FileLink) -> str:
+    """What names a file in flight: its sha256, or, for files listed without one, a digest of
+    its URL."""
+    return link.sha256 or hashlib.sha256(link.url.encode()).hexdigest()
+
+
+def _hash_into(digest: Hash, path: Path) -> int | None:
+    """Feed an existing file into `digest`; its size, or None if there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+            return f.tell()
+    except FileNotFoundError:
+        return None
 
 
 class FillFailed(UpstreamError):
@@ -44,23 +65,19 @@ class FillFailed(UpstreamError):
 class Fill:
     """One download in progress, observable by any number of readers."""
 
-    def __init__(self, filename: str, part: Path) -> None:
+    def __init__(self, filename: str, key: str, part: Path) -> None:
         self.filename = filename
+        self.key = key
         self.part = part
         # Names this download's bytes (the ETag clients get while it streams): a client that
         # resumes with it after a failed download must not have its bad prefix completed.
-        self.token = part.stem
+        self.token = uuid.uuid4().hex[:16]
         self.size: int | None = None  # the expected total, once known
         self.written = 0
         self.path: Path | None = None  # the committed blob, once verified
-        self.sha256: str | None = None
         self.error: BaseException | None = None
         self.started = asyncio.Event()  # set once upstream answered (or the fill failed)
         self._changed = asyncio.Event()
-
-    @property
-    def done(self) -> bool:
-        return self.path is not None or self.error is not None
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -81,49 +98,68 @@ class Fill:
             await self._changed.wait()
         return self.path
 
-    async def body(self) -> AsyncIterator[bytes]:
-        """The file's bytes as they arrive; raises FillFailed (cutting the response short)
-        if the download breaks or does not verify."""
-        offset = 0
-        while True:
+    async def body(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive; None: to the end) as they arrive; raises
+        FillFailed (cutting the response short) if the download breaks or does not verify."""
+        offset = start
+        while end is None or offset < end:
             if self.error is not None:
                 raise FillFailed(f"{self.filename}: {self.error}")
             if self.path is not None:
-                async for chunk in read_file(self.path, offset):
+                async for chunk in read_file(self.path, offset, end):
                     yield chunk
                 return
-            limit = self._readable()
-            if offset >= limit:
+            limit = self._readable() if end is None else min(self._readable(), end)
+            chunk = b""
+            if offset < limit:
+                try:
+                    chunk = await anyio.to_thread.run_sync(
+                        _read_at, self.part, offset, limit - offset
+                    )
+                except FileNotFoundError:
+                    continue  # committed or failed meanwhile: the next round says which
+            if not chunk:
                 await self._changed.wait()
                 continue
-            try:
-                chunk = await anyio.to_thread.run_sync(_read_at, self.part, offset, limit - offset)
-            except FileNotFoundError:
-                continue  # committed or failed meanwhile: the next round says which
             offset += len(chunk)
             yield chunk
 
 
-async def read_file(path: Path, offset: int = 0) -> AsyncIterator[bytes]:
-    while chunk := await anyio.to_thread.run_sync(_read_at, path, offset, CHUNK):
-        offset += len(chunk)
-        yield chunk
+async def read_file(path: Path, offset: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    """A committed file's bytes from `offset` to `end`, through one open handle: a file
+    evicted meanwhile stays readable to the end (POSIX) or is not evicted (Windows)."""
+    f = await anyio.open_file(path, "rb")
+    try:
+        await f.seek(offset)
+        while end is None or offset < end:
+            chunk = await f.read(CHUNK if end is None else min(CHUNK, end - offset))
+            if not chunk:
+                return
+            offset += len(chunk)
+            yield chunk
+    finally:
+        await f.aclose()
 
 
 def _read_at(path: Path, offset: int, length: int) -> bytes:
-    # Opened per read, not held: on Windows an open handle would block the commit's rename.
+    # A part file is opened per read, not held: on Windows an open handle would block the
+    # rename that commits it.
     with open(path, "rb") as f:
         f.seek(offset)
         return f.read(min(length, CHUNK))
 
 
 class Fills:
-    """All downloads of this process: one per file at a time, shared by its readers."""
+    """All downloads of this process: one per file at a time, shared by its readers; and,
+    through a lock per file, one per file across the worker processes sharing the cache."""
 
-    def __init__(self, store: BlobStore, db: diskcache.Cache, client: UpstreamClient) -> None:
+    def __init__(
+        self, store: BlobStore, db: diskcache.Cache, client: UpstreamClient, locks: FileLocks
+    ) -> None:
         self._store = store
         self._db = db
         self._client = client
+        self._locks = locks
         self._active: dict[str, Fill] = {}
         self._metadata: SingleFlight[Path] = SingleFlight()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -134,12 +170,15 @@ class Fills:
         """The committed blob of this file, if any."""
         return self._store.find(link.sha256 or self._db.get(("sha256", link.url)))
 
+    def active(self) -> list[Fill]:
+        return list(self._active.values())
+
     def start(self, upstream: Upstream, page: ProjectPage, link: FileLink) -> Fill:
         """The download of this file: the one under way, or a new one."""
-        key = link.sha256 or link.url
+        key = file_key(link)
         fill = self._active.get(key)
         if fill is None:
-            fill = self._active[key] = Fill(link.filename, self._store.new_part())
+            fill = self._active[key] = Fill(link.filename, key, self._store.part(key))
             task = asyncio.create_task(
                 self._run(fill, upstream, page, link), name=f"fill {link.filename}"
             )
@@ -150,25 +189,12 @@ class Fills:
 
     async def _run(self, fill: Fill, upstream: Upstream, page: ProjectPage, link: FileLink) -> None:
         try:
-            digest = hashlib.sha256()
-            with open(fill.part, "wb") as out:
-                mirror, url = await self._download(fill, out, digest, upstream, page, link)
-                out.flush()
-                await anyio.to_thread.run_sync(os.fsync, out.fileno())
-            sha256 = digest.hexdigest()
-            if link.sha256 is not None and sha256 != link.sha256:
-                self._corrupt.setdefault(link.sha256, set()).add(url)
-                self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
-                raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
-            fill.path = self._store.commit(fill.part, sha256)
-            fill.size, fill.sha256 = fill.written, sha256
-            self._corrupt.pop(sha256, None)
-            if link.sha256 is None:
-                self._db.set(("sha256", link.url), sha256)
-            log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
+            while not await self._own(fill, upstream, page, link):
+                await self._follow(fill, link)
+                if fill.path is not None:
+                    return
         except BaseException as exc:
             fill.error = exc
-            fill.part.unlink(missing_ok=True)
             if isinstance(exc, Exception):
                 log.warning("download of %s failed: %s", link.filename, exc)
             else:
@@ -176,6 +202,68 @@ class Fills:
         finally:
             fill.started.set()
             fill._notify()
+
+    async def _own(self, fill: Fill, upstream: Upstream, page: ProjectPage, link: FileLink) -> bool:
+        """Download the file if no other process is at it (False if one is)."""
+        if not self._locks.acquire(fill.key):
+            return False
+        try:
+            fill.path = self.cached(link)  # committed by another process meanwhile
+            if fill.path is None:
+                await self._fetch(fill, upstream, page, link)
+            return True
+        except BaseException:
+            self._store.discard_part(fill.key)
+            raise
+        finally:
+            self._locks.release(fill.key)
+
+    async def _fetch(
+        self, fill: Fill, upstream: Upstream, page: ProjectPage, link: FileLink
+    ) -> None:
+        followed = fill.written
+        digest = hashlib.sha256()
+        # A part left by a process that died while downloading is taken over where it
+        # stopped; one gone while we followed it means that download failed.
+        held = await anyio.to_thread.run_sync(_hash_into, digest, fill.part)
+        if followed and held is None:
+            raise FillFailed("the process downloading it gave up")
+        fill.written = held or 0
+        with open(fill.part, "ab", buffering=0) as out:
+            mirror, url = await self._download(fill, out, digest, upstream, page, link)
+            await anyio.to_thread.run_sync(os.fsync, out.fileno())
+        sha256 = digest.hexdigest()
+        if link.sha256 is not None and sha256 != link.sha256:
+            self._corrupt.setdefault(link.sha256, set()).add(url)
+            self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
+            raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
+        if link.sha256 is None:
+            self._db.set(("sha256", link.url), sha256)
+        fill.path = self._store.commit(fill.key, sha256)
+        fill.size = fill.written
+        self._corrupt.pop(sha256, None)
+        log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
+
+    async def _follow(self, fill: Fill, link: FileLink) -> None:
+        """Another process downloads the file: mirror its progress from the part file until
+        it is committed, or the other process lets go of it."""
+        while True:
+            fill.path = self.cached(link)
+            if fill.path is not None:
+                fill.size = fill.written = fill.path.stat().st_size
+                return
+            size = self._store.read_size(fill.key)
+            if size is not False:
+                fill.size = size
+                fill.started.set()
+            written = self._store.part_size(fill.key)
+            if written is not None and written != fill.written:
+                fill.written = written
+                fill._notify()
+            if self._locks.acquire(fill.key):
+                self._locks.release(fill.key)
+                return
+            await asyncio.sleep(FOLLOW_INTERVAL)
 
     async def _download(
         self,
@@ -205,7 +293,9 @@ class Fills:
                     ) as download:
                         validator = (url, download.validator) if download.validator else None
                         _expect_size(fill, link, download.total)
-                        fill.started.set()
+                        if not fill.started.is_set():
+                            self._store.write_size(fill.key, fill.size)
+                            fill.started.set()
                         await _append(fill, out, digest, download)
                     if fill.size is None or fill.written == fill.size:
                         return mirror, url
