@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from html import escape
@@ -15,18 +15,17 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
-    FileResponse,
     HTMLResponse,
     JSONResponse,
     RedirectResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import Route
 
 from .blobs import BlobStore
 from .config import Config, Upstream
-from .fill import FillFailed, Fills
+from .files import cached_response, file_response
+from .fill import Fills
 from .locks import FileLocks
 from .model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
 from .pages import Found, PageCache
@@ -35,38 +34,9 @@ from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
 
 log = logging.getLogger("pypi_proxy.app")
 
-IMMUTABLE = "public, max-age=31536000, immutable"
-OCTET_STREAM = "application/octet-stream"
 # Seconds a client is asked to wait after a 503 when no mirror's next probe says otherwise.
 # Short, since pip sleeps as long as it is told before each of its retries.
 RETRY_AFTER = 5
-
-
-class BodyCut(Exception):
-    """Ends a response whose body cannot be completed: the server then drops the connection,
-    so the client sees a short body, never a complete-looking bad file."""
-
-
-class _QuietCuts(logging.Filter):
-    # The fill already logged why; uvicorn's traceback for the deliberate cut says nothing more.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], BodyCut))
-
-
-logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
-
-
-async def _cut_on_failure(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in body:
-            yield chunk
-    except FillFailed as exc:
-        raise BodyCut(str(exc)) from None
-
-
-class BlobResponse(FileResponse):
-    # Starlette's 64 KiB default costs several times the CPU per GiB served.
-    chunk_size = 1024 * 1024
 
 
 @dataclass
@@ -141,30 +111,11 @@ def create_app(config: Config) -> Starlette:
             if not link.offers_metadata:
                 raise HTTPException(404, f"{link.filename} has no metadata file")
             metadata = await services.fills.metadata(_upstream(found), found.value, link)
-            return BlobResponse(
-                metadata, media_type=OCTET_STREAM, headers=_blob_headers(metadata.name)
-            )
+            return cached_response(config, metadata)
 
         found, link = await _listed(services.pages, name, filename)
-        path = services.fills.cached(link)
-        if path is not None:
-            return BlobResponse(path, media_type=OCTET_STREAM, headers=_blob_headers(path.name))
-
-        fill = services.fills.start(_upstream(found), found.value, link)
-        await fill.started.wait()
-        if fill.error is not None:
-            raise fill.error
-        # No Accept-Ranges until the file is on disk: ranges only work from there.
-        headers = {"Cache-Control": IMMUTABLE, "X-Cache": "MISS"}
-        if fill.size is not None:
-            headers["Content-Length"] = str(fill.size)
-        # Not the sha256 (the ETag once cached): a client resuming a download that failed
-        # verification must get the whole file again, not the rest of it after a bad prefix.
-        headers["ETag"] = f'"fill-{fill.token}"'
-        if request.method == "HEAD":
-            return _headers_only(headers)
-        return StreamingResponse(
-            _cut_on_failure(fill.body()), headers=headers, media_type=OCTET_STREAM
+        return await file_response(
+            request, config, services.fills, services.client, _upstream(found), found.value, link
         )
 
     async def upstream_unavailable(request: Request, exc: Exception) -> Response:
@@ -269,15 +220,3 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
         return False
     candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return "*" in candidates or etag in candidates
-
-
-def _blob_headers(sha256: str) -> dict[str, str]:
-    return {"ETag": f'"{sha256}"', "Cache-Control": IMMUTABLE, "X-Cache": "HIT"}
-
-
-def _headers_only(headers: Mapping[str, str]) -> Response:
-    response = Response(status_code=200, media_type=OCTET_STREAM)
-    response.headers.update(headers)
-    if "Content-Length" not in headers:
-        del response.headers["content-length"]
-    return response

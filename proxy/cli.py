@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app, pip_ini
 from .config import Config, ConfigError, default_config_path, load_config
+from .locks import CROSS_PROCESS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,18 +37,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"pypi-proxy: cache.dir {config.cache_dir}: {exc.strerror}", file=sys.stderr)
         return 2
+    if args.workers < 1 or (args.workers > 1 and not CROSS_PROCESS):
+        print(
+            "pypi-proxy: --workers: one worker process only on this platform"
+            if args.workers > 1
+            else "pypi-proxy: --workers: expected 1 or more",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     print(_banner(config), flush=True)
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=5,
-    )
+    options: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "log_level": args.log_level,
+        "timeout_graceful_shutdown": 5,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(config), **options)
+    else:
+        # Worker processes import the app by name; they rebuild the config from these args.
+        os.environ[_WORKER_ARGS] = json.dumps(_worker_args(args))
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+_WORKER_ARGS = "PYPI_PROXY_WORKER_ARGS"
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process under `--workers N` (all share the cache)."""
+    args = argparse.Namespace(**json.loads(os.environ[_WORKER_ARGS]))
+    args.config = Path(args.config) if args.config else None
+    args.cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    return create_app(_serve_config(args))
+
+
+def _worker_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "config": str(args.config.resolve()) if args.config else None,
+        "host": args.host,
+        "port": args.port,
+        "cache_dir": str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (overrides listen.port)")
     serve.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the cache (each file is still downloaded once)",
+    )
     return parser
 
 

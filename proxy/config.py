@@ -67,6 +67,8 @@ class Config:
     stall_timeout: float = 60.0
     ca_bundle: Path | None = None
     circuit: Circuit = field(default_factory=Circuit)
+    # With nginx in front: cache hits answered by this internal location (sendfile).
+    x_accel_redirect: str | None = None
 
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)
@@ -94,7 +96,9 @@ def load_config(path: Path) -> Config:
 
 def parse_config(data: Any) -> Config:
     root = _mapping(
-        data, "", {"listen", "cache", "timeouts", "circuit", "tls", "upstreams", "routes"}
+        data,
+        "",
+        {"listen", "cache", "timeouts", "circuit", "tls", "offload", "upstreams", "routes"},
     )
     listen = _mapping(root.get("listen", {}), "listen", {"host", "port"})
     cache = _mapping(
@@ -107,6 +111,7 @@ def parse_config(data: Any) -> Config:
     circuit = _mapping(
         root.get("circuit", {}), "circuit", {"failures", "probe_interval", "max_probe_interval"}
     )
+    offload = _mapping(root.get("offload", {}), "offload", {"x_accel_redirect"})
 
     upstreams = _upstreams(root.get("upstreams"))
     names = [u.name for u in upstreams]
@@ -143,7 +148,17 @@ def parse_config(data: Any) -> Config:
         ),
         ca_bundle=_path(tls["ca_bundle"], "tls.ca_bundle") if "ca_bundle" in tls else None,
         circuit=_circuit(circuit),
+        x_accel_redirect=_location(offload["x_accel_redirect"], "offload.x_accel_redirect")
+        if "x_accel_redirect" in offload
+        else None,
     )
+
+
+def _location(value: Any, path: str) -> str:
+    text = _string(value, path)
+    if not re.fullmatch(r"/(?:[A-Za-z0-9._~-]+/)*", text):
+        raise ConfigError(f"{path}: expected a URL path that starts and ends with '/': {text!r}")
+    return text
 
 
 def _circuit(spec: dict[str, Any]) -> Circuit:

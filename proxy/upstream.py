@@ -15,8 +15,8 @@ import dataclasses
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -81,6 +81,7 @@ class Download:
     total: int | None
     validator: str | None
     chunks: AsyncIterator[bytes]
+    partial: bool = False  # a 206: the mirror honoured the Range
 
 
 class UpstreamClient:
@@ -170,7 +171,7 @@ class UpstreamClient:
 
     async def file_sources(
         self, upstream: Upstream, page: ProjectPage, link: FileLink
-    ) -> AsyncIterator[tuple[MirrorHealth, str]]:
+    ) -> AsyncGenerator[tuple[MirrorHealth, str], None]:
         """Where a file can be fetched: first from the mirror that listed it, then from the
         others, each looked up on that mirror's own page (mirrors lay their files out
         differently). A mirror that lists other bytes under the same name is passed over."""
@@ -203,12 +204,19 @@ class UpstreamClient:
 
     @asynccontextmanager
     async def download(
-        self, mirror: MirrorHealth, url: str, *, offset: int = 0, if_range: str | None = None
+        self,
+        mirror: MirrorHealth,
+        url: str,
+        *,
+        offset: int = 0,
+        end: int | None = None,
+        if_range: str | None = None,
     ) -> AsyncIterator[Download]:
-        """Open a file download from `offset` on. The body streams from `Download.chunks`."""
+        """Open a file download of bytes `offset` to `end` (exclusive; None: to the end of the
+        file). The body streams from `Download.chunks`."""
         headers = {"Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
+        if offset or end is not None:
+            headers["Range"] = f"bytes={offset}-{'' if end is None else end - 1}"
             if if_range:
                 headers["If-Range"] = if_range
         try:
@@ -218,6 +226,27 @@ class UpstreamClient:
                 yield _download(response, offset, self._mapped(mirror, response))
         except _MirrorFailed as exc:
             raise UpstreamError(f"{url}: {exc}") from None
+
+    async def byte_range(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink, start: int, end: int
+    ) -> AsyncIterator[bytes] | None:
+        """Bytes `start` to `end` of a file straight from the first mirror that serves them
+        as asked (206 from `start`); None if none does. The stream closes the upstream
+        response when it ends."""
+        async with aclosing(self.file_sources(upstream, page, link)) as sources:
+            async for mirror, url in sources:
+                stack = AsyncExitStack()
+                try:
+                    download = await stack.enter_async_context(
+                        self.download(mirror, url, offset=start, end=end)
+                    )
+                except (UpstreamError, NotFoundUpstream):
+                    await stack.aclose()
+                    continue
+                if download.partial and download.start == start:
+                    return _closing(stack, download.chunks)
+                await stack.aclose()  # the whole file instead: not what was asked
+        return None
 
     async def _mapped(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
         try:
@@ -307,6 +336,12 @@ class UpstreamClient:
         return {name: [m.report(now) for m in mirrors] for name, mirrors in self.health.items()}
 
 
+async def _closing(stack: AsyncExitStack, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async with stack:
+        async for chunk in chunks:
+            yield chunk
+
+
 def _download(response: httpx.Response, offset: int, chunks: AsyncIterator[bytes]) -> Download:
     validator = response.headers.get("etag")
     if not validator or validator.startswith("W/"):
@@ -316,8 +351,8 @@ def _download(response: httpx.Response, offset: int, chunks: AsyncIterator[bytes
         start, total = _content_range(response.headers.get("content-range", ""))
         if start != offset:
             raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
-        return Download(start=start, total=total, validator=validator, chunks=chunks)
-    return Download(start=0, total=length, validator=validator, chunks=chunks)
+        return Download(start, total, validator, chunks, partial=True)
+    return Download(0, length, validator, chunks)
 
 
 def _content_range(header: str) -> tuple[int | None, int | None]:
