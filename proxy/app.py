@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def create_app(config: Config) -> Starlette:
     async def health(request: Request) -> Response:
         """Serving, and how each upstream mirror is doing."""
         upstreams = _services(request).client.report()
-        return JSONResponse({"status": "ok", "upstreams": upstreams})
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "upstreams": upstreams})
 
     async def root_index(request: Request) -> Response:
         fmt = _format(request)
