@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import urlsplit
 
+import anyio
 import diskcache
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -50,8 +51,9 @@ class Services:
 def create_app(config: Config) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = BlobStore(config.cache_dir)
+        store = BlobStore(config.cache_dir, config.max_size, config.min_free)
         locks = FileLocks(config.cache_dir / "locks")
+        await anyio.to_thread.run_sync(store.usage)  # one scan at start, off the event loop
         removed = store.clean(locks)
         if removed:
             log.info("removed %d partial downloads left by an earlier run", removed)

@@ -9,23 +9,35 @@ in `tmp/<key>.size`, where other worker processes can follow it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
 
 from .locks import FileLocks
 
+log = logging.getLogger("pypi_proxy.blobs")
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
+    """Files are kept while they fit: under `max_size` bytes in all, and leaving `min_free`
+    bytes free on the disk. Beyond that the least recently used go first (a file's mtime is
+    its last use: shared by every process, and one system call to keep)."""
+
+    def __init__(self, root: Path, max_size: int | None = None, min_free: int = 0) -> None:
         self.files = root / "files"
         self.tmp = root / "tmp"
         self.files.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.max_size = max_size
+        self.min_free = min_free
+        self._usage: int | None = None  # bytes in files/, as far as this process knows
 
     def path(self, sha256: str) -> Path:
         return self.files / sha256[:2] / sha256[2:4] / _checked(sha256)
@@ -35,6 +47,58 @@ class BlobStore:
             return None
         path = self.path(sha256)
         return path if path.is_file() else None
+
+    def touch(self, path: Path) -> None:
+        """Mark a file as just used."""
+        # Evicted meanwhile, or not ours to touch: it is served all the same.
+        with contextlib.suppress(OSError):
+            os.utime(path)
+
+    def usage(self) -> int:
+        if self._usage is None:
+            self._usage = sum(size for _, size, _ in self._scan())
+        return self._usage
+
+    def has_room(self, size: int) -> bool:
+        """Whether a file of `size` bytes fits now, without evicting anything."""
+        if self.max_size is not None and self.usage() + size > self.max_size:
+            return False
+        return shutil.disk_usage(self.files).free - size >= self.min_free
+
+    def evict(self, room: int = 0, keep: Path | None = None) -> int:
+        """Remove least recently used files (but `keep`) until the store keeps its limits
+        with `room` bytes to spare; the bytes freed. A file that is being read stays readable
+        to its reader (POSIX), or is not removed (Windows)."""
+        files = sorted(self._scan())
+        usage = sum(size for _, size, _ in files)
+        free = shutil.disk_usage(self.files).free
+        freed = 0
+        for _, size, path in files:
+            over = self.max_size is not None and usage - freed + room > self.max_size
+            if not over and free + freed - room >= self.min_free:
+                break
+            if path == keep:
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            freed += size
+            log.info("evicted %s (%d bytes)", path.name, size)
+        self._usage = usage - freed
+        return freed
+
+    def _scan(self) -> list[tuple[float, int, Path]]:
+        found = []
+        for first in _subdirs(self.files):
+            for second in _subdirs(first):
+                for entry in os.scandir(second):
+                    try:
+                        stat = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    found.append((stat.st_mtime, stat.st_size, Path(entry.path)))
+        return found
 
     # -- downloads in progress -----------------------------------------------------------
 
@@ -70,6 +134,8 @@ class BlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         _replace(self.part(key), final)
         (self.tmp / f"{key}.size").unlink(missing_ok=True)
+        if self._usage is not None:
+            self._usage += final.stat().st_size
         return final
 
     def put(self, data: bytes, sha256: str) -> Path:
@@ -97,6 +163,13 @@ class BlobStore:
                 locks.release(leftover.stem)
                 removed += leftover.suffix == ".part"
         return removed
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(path) if e.is_dir()]
+    except FileNotFoundError:
+        return []
 
 
 def _checked(name: str) -> str:

@@ -62,6 +62,8 @@ class Config:
     page_ttl: float = 600.0
     stale_while_revalidate: float = 86400.0
     stale_if_error: float = 7 * 86400.0
+    max_size: int | None = None  # bytes of files kept; None: no limit but the disk's
+    min_free: int = 1_000_000_000  # bytes always left free on the cache's disk
     connect_timeout: float = 10.0
     first_byte_timeout: float = 30.0
     stall_timeout: float = 60.0
@@ -104,7 +106,7 @@ def parse_config(data: Any) -> Config:
     cache = _mapping(
         root.get("cache", {}),
         "cache",
-        {"dir", "page_ttl", "stale_while_revalidate", "stale_if_error"},
+        {"dir", "page_ttl", "stale_while_revalidate", "stale_if_error", "max_size", "min_free"},
     )
     timeouts = _mapping(root.get("timeouts", {}), "timeouts", {"connect", "first_byte", "stall"})
     tls = _mapping(root.get("tls", {}), "tls", {"ca_bundle"})
@@ -135,6 +137,8 @@ def parse_config(data: Any) -> Config:
         stale_if_error=_duration(
             cache.get("stale_if_error", defaults.stale_if_error), "cache.stale_if_error"
         ),
+        max_size=_size(cache["max_size"], "cache.max_size") if "max_size" in cache else None,
+        min_free=_size(cache.get("min_free", defaults.min_free), "cache.min_free"),
         connect_timeout=_duration(
             timeouts.get("connect", defaults.connect_timeout), "timeouts.connect", positive=True
         ),
@@ -301,6 +305,24 @@ def _duration(value: Any, path: str, *, positive: bool = False) -> float:
     if seconds is None or seconds < 0 or (positive and seconds == 0):
         raise ConfigError(f"{path}: expected a duration such as 30s, 10m, 7d, got {value!r}")
     return seconds
+
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+
+
+def _size(value: Any, path: str) -> int:
+    """Bytes, from a number or a string such as `500MB`, `200GB`, `1.5TiB`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        if match and match[2].lower() in _SIZE_UNITS:
+            return int(float(match[1]) * _SIZE_UNITS[match[2].lower()])
+    raise ConfigError(f"{path}: expected a size such as 500MB, 200GB, 1.5TiB, got {value!r}")
 
 
 def _kind(value: Any) -> str:

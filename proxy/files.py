@@ -70,6 +70,15 @@ async def file_response(
     path = fills.cached(link)
     if path is not None:
         return cached_response(config, path)
+    if not fills.under_way(link) and not await fills.make_room(link):
+        log.warning("no room in the cache for %s: passing it through uncached", link.filename)
+        body = await client.passthrough(upstream, page, link)
+        if body is None:
+            raise UpstreamError(f"no mirror serves {link.filename}")
+        headers = {"Cache-Control": IMMUTABLE, "X-Cache": "PASS"}
+        if link.size is not None:
+            headers["Content-Length"] = str(link.size)
+        return _streaming(body, 200, headers)
 
     fill = fills.start(upstream, page, link)
     await fill.started.wait()
@@ -105,7 +114,7 @@ async def file_response(
         return _headers_only(headers, status=206)
     body = None
     if start > fill.written:  # far ahead of the download: ask upstream for just this range
-        body = await client.byte_range(upstream, page, link, start, end)
+        body = await client.passthrough(upstream, page, link, start, end)
     return _streaming(body or fill.body(start, end), 206, headers)
 
 

@@ -167,11 +167,22 @@ class Fills:
         self._corrupt: dict[str, set[str]] = {}
 
     def cached(self, link: FileLink) -> Path | None:
-        """The committed blob of this file, if any."""
-        return self._store.find(link.sha256 or self._db.get(("sha256", link.url)))
+        """The committed blob of this file, if any (marked as just used)."""
+        path = self._store.find(link.sha256 or self._db.get(("sha256", link.url)))
+        if path is not None:
+            self._store.touch(path)
+        return path
 
-    def active(self) -> list[Fill]:
-        return list(self._active.values())
+    def under_way(self, link: FileLink) -> bool:
+        return file_key(link) in self._active
+
+    async def make_room(self, link: FileLink) -> bool:
+        """Whether the file fits in the cache, once least recently used files are evicted."""
+        size = link.size or 0
+        if self._store.has_room(size):
+            return True
+        await anyio.to_thread.run_sync(self._store.evict, size)
+        return self._store.has_room(size)
 
     def start(self, upstream: Upstream, page: ProjectPage, link: FileLink) -> Fill:
         """The download of this file: the one under way, or a new one."""
@@ -242,6 +253,8 @@ class Fills:
         fill.path = self._store.commit(fill.key, sha256)
         fill.size = fill.written
         self._corrupt.pop(sha256, None)
+        if not self._store.has_room(0):  # the new file is read right away: it stays
+            await anyio.to_thread.run_sync(self._store.evict, 0, fill.path)
         log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
 
     async def _follow(self, fill: Fill, link: FileLink) -> None:

@@ -227,12 +227,19 @@ class UpstreamClient:
         except _MirrorFailed as exc:
             raise UpstreamError(f"{url}: {exc}") from None
 
-    async def byte_range(
-        self, upstream: Upstream, page: ProjectPage, link: FileLink, start: int, end: int
+    async def passthrough(
+        self,
+        upstream: Upstream,
+        page: ProjectPage,
+        link: FileLink,
+        start: int = 0,
+        end: int | None = None,
     ) -> AsyncIterator[bytes] | None:
-        """Bytes `start` to `end` of a file straight from the first mirror that serves them
-        as asked (206 from `start`); None if none does. The stream closes the upstream
-        response when it ends."""
+        """Bytes `start` to `end` (None: the whole file) straight from the first mirror that
+        serves them as asked; None if none does. Nothing is verified or kept: this is for
+        ranges a client probes ahead of the download, and for a full disk. The stream closes
+        the upstream response when it ends."""
+        whole = start == 0 and end is None
         async with aclosing(self.file_sources(upstream, page, link)) as sources:
             async for mirror, url in sources:
                 stack = AsyncExitStack()
@@ -243,7 +250,9 @@ class UpstreamClient:
                 except (UpstreamError, NotFoundUpstream):
                     await stack.aclose()
                     continue
-                if download.partial and download.start == start:
+                if (download.partial and download.start == start) or (
+                    whole and not download.partial
+                ):
                     return _closing(stack, download.chunks)
                 await stack.aclose()  # the whole file instead: not what was asked
         return None
