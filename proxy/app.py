@@ -29,6 +29,7 @@ from .config import Config, Upstream
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
+from .memory import return_large_buffers_to_the_os
 from .model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
 from .pages import Found, PageCache
 from .render import Format, Rendered, negotiate, render_project, render_project_list
@@ -51,6 +52,7 @@ class Services:
 def create_app(config: Config) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        return_large_buffers_to_the_os()
         store = BlobStore(config.cache_dir, config.max_size, config.min_free)
         locks = FileLocks(config.cache_dir / "locks")
         await anyio.to_thread.run_sync(store.usage)  # one scan at start, off the event loop
