@@ -112,7 +112,13 @@ def make_wheel(
         (f"{package}/__init__.py", f'__version__ = "{version}"\n'.encode(), zipfile.ZIP_DEFLATED)
     ]
     if payload_size:
-        padding = random.Random(name + version).randbytes(payload_size)
+        rng = random.Random(name + version)
+        # In blocks: randbytes cannot make more than 256 MiB at once.
+        block = 64 * 1024 * 1024
+        padding = b"".join(
+            rng.randbytes(min(block, payload_size - start))
+            for start in range(0, payload_size, block)
+        )
         files.append((f"{package}/_payload.bin", padding, zipfile.ZIP_STORED))
     files.append((f"{dist_info}/METADATA", metadata, zipfile.ZIP_DEFLATED))
     files.append((f"{dist_info}/WHEEL", wheel, zipfile.ZIP_DEFLATED))

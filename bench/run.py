@@ -1,0 +1,307 @@
+"""pypi-proxy against references, side by side in one run, on this machine.
+
+    .venv/bin/python bench/run.py [--quick] [--out bench/results.md]
+
+Needs nginx, wrk and curl (Debian: `apt-get install nginx wrk curl`). Measures:
+
+1. cached-file throughput and server CPU seconds per GiB, against nginx serving the same file
+   with sendfile;
+2. a cold fill with 1, 8 and 32 concurrent clients: upstream GETs, and wall time against one
+   client;
+3. p50/p99 latency of a 3000-file project page, against nginx serving the same page as a
+   static file;
+4. the proxy's peak RSS over all of it.
+
+Everything runs on 127.0.0.1; the fake upstream is the test suite's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.process import free_port, proxy_process  # noqa: E402
+from support.upstream import FakeUpstream  # noqa: E402
+from support.wheels import make_wheel  # noqa: E402
+
+GIB = 1024**3
+MIB = 1024**2
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller files, shorter runs")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk", "curl"):
+        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
+            print(f"bench: needs {tool} (Debian: apt-get install nginx wrk curl)")
+            return 2
+
+    file_size = (128 if args.quick else 1024) * MIB
+    fill_size = (64 if args.quick else 256) * MIB
+    seconds = 3 if args.quick else 10
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="pypi-proxy-bench-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx's worker runs as an unprivileged user
+        upstream = FakeUpstream("mirror")
+        big = make_wheel("benchbig", "1.0", payload_size=file_size)
+        fill = make_wheel("benchfill", "1.0", payload_size=fill_size)
+        for wheel in (big, fill):
+            upstream.add(wheel)
+        page_project = _add_big_page(upstream, 3000)
+        upstream_url = stack.enter_context(upstream.running())
+        config = {
+            "upstreams": {"pypi": {"mirrors": [upstream.root_url(upstream_url)]}},
+            "cache": {"min_free": 0},
+        }
+
+        process, base = stack.enter_context(
+            proxy_process(config, work, "--log-level", "warning", cache_dir=work / "cache")
+        )
+        big_url = f"{base}/files/benchbig/{big.filename}"
+        httpx.get(big_url, timeout=600)  # now cached
+        static = work / "static"
+        static.mkdir()
+        os.link(next((work / "cache" / "files").rglob(big.sha256)), static / big.filename)
+        page = httpx.get(f"{base}/simple/{page_project}/", headers={"Accept": JSON})
+        (static / "page.json").write_bytes(page.content)
+        nginx_base, nginx_pids = stack.enter_context(_nginx(static, work))
+
+        # 1. cached-file throughput and CPU per GiB
+        clients = 4
+        proxy_rate, proxy_cpu = _throughput(big_url, clients, [process.pid], file_size)
+        nginx_rate, nginx_cpu = _throughput(
+            f"{nginx_base}/{big.filename}", clients, nginx_pids(), file_size
+        )
+        rows.append(
+            (
+                "cached file, 4 clients: throughput",
+                f"{proxy_rate / GIB:.2f} GiB/s",
+                f"{nginx_rate / GIB:.2f} GiB/s",
+                f"{proxy_rate / nginx_rate:.2f}",
+            )
+        )
+        rows.append(
+            (
+                "cached file: server CPU per GiB",
+                f"{proxy_cpu:.2f} s",
+                f"{nginx_cpu:.2f} s",
+                f"{proxy_cpu / max(nginx_cpu, 1e-3):.1f}",
+            )
+        )
+
+        # 4. memory while 50 clients download the cached file at once
+        growth = _rss_growth(process.pid, lambda: _parallel_curl(big_url, 50))
+        rows.append(
+            (
+                f"cached {file_size // MIB} MiB file to 50 clients at once: RSS growth",
+                f"{growth / MIB:.0f} MiB",
+                "",
+                "",
+            )
+        )
+
+        # 3. a 3000-file page, p50/p99
+        page_url = f"{base}/simple/{page_project}/"
+        proxy_lat = _latency(page_url, seconds)
+        nginx_lat = _latency(f"{nginx_base}/page.json", seconds)
+        for label, index in (("p50", 0), ("p99", 1)):
+            rows.append(
+                (
+                    f"3000-file page ({len(page.content) // 1024} KiB JSON), {label}",
+                    f"{proxy_lat[index]:.2f} ms",
+                    f"{nginx_lat[index]:.2f} ms",
+                    f"{proxy_lat[index] / nginx_lat[index]:.1f}",
+                )
+            )
+        peak = _peak_rss(process.pid)
+
+        # 2. cold fills, each on a fresh cache
+        one_client = None
+        for clients in (1, 8, 32):
+            upstream.reset_log()
+            cache = work / f"cold-{clients}"
+            with proxy_process(config, work, "--log-level", "warning", cache_dir=cache) as (
+                _,
+                cold_base,
+            ):
+                httpx.get(f"{cold_base}/simple/benchfill/")
+                took = _parallel_curl(f"{cold_base}/files/benchfill/{fill.filename}", clients)
+            gets = upstream.count(fill.filename, method="GET")
+            one_client = one_client or took
+            rows.append(
+                (
+                    f"cold fill of {fill_size // MIB} MiB, {clients} clients",
+                    f"{gets} upstream GET, {took:.2f} s",
+                    "",
+                    f"{took / one_client:.2f} x one client",
+                )
+            )
+        rows.append(
+            ("proxy peak RSS (all of the above but cold fills)", f"{peak / MIB:.0f} MiB", "", "")
+        )
+
+    table = _markdown(rows, quick=args.quick)
+    print(table)
+    args.out.write_text(table)
+    return 0
+
+
+def _add_big_page(upstream: FakeUpstream, count: int) -> str:
+    for i in range(count):
+        upstream.add(make_wheel("bigpage", f"1.{i}"))
+    return "bigpage"
+
+
+@contextmanager
+def _nginx(root: Path, work: Path) -> Iterator[tuple[str, object]]:
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+""")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen([nginx, "-c", str(conf)])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            httpx.get(base + "/page.json", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+    def pids() -> list[int]:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+        return [process.pid, *map(int, children.split())]
+
+    try:
+        yield base, pids
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _parallel_curl(url: str, clients: int) -> float:
+    started = time.monotonic()
+    procs = [subprocess.Popen(["curl", "-sf", "-o", "/dev/null", url]) for _ in range(clients)]
+    for proc in procs:
+        if proc.wait(timeout=600) != 0:
+            raise RuntimeError(f"curl {url} failed")
+    return time.monotonic() - started
+
+
+def _throughput(url: str, clients: int, pids: list[int], size: int) -> tuple[float, float]:
+    """Bytes per second over `clients` parallel downloads, and server CPU seconds per GiB."""
+    before = _cpu_seconds(pids)
+    took = _parallel_curl(url, clients)
+    cpu = _cpu_seconds(pids) - before
+    moved = clients * size
+    return moved / took, cpu / (moved / GIB)
+
+
+def _latency(url: str, seconds: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "-H", f"Accept: {JSON}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {
+        percent: _ms(value, unit)
+        for percent, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+    }
+    return found["50"], found["99"]
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _rss_growth(pid: int, work: Callable[[], object]) -> int:
+    """How far the process's resident memory rose above where it was while `work` ran."""
+    baseline = peak = _rss(pid)
+    runner = threading.Thread(target=work)
+    runner.start()
+    while runner.is_alive():
+        peak = max(peak, _rss(pid))
+        runner.join(0.02)
+    return peak - baseline
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _markdown(rows: list[tuple[str, str, str, str]], *, quick: bool) -> str:
+    cpus = os.cpu_count()
+    lines = [
+        f"Measured by `bench/run.py{' --quick' if quick else ''}` on {time.strftime('%Y-%m-%d')}, "
+        f"{cpus} cores, everything on 127.0.0.1 (clients: curl and wrk).",
+        "",
+        "| measure | pypi-proxy | reference (nginx) | ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
