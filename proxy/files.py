@@ -15,9 +15,11 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from .config import Config, Upstream
 from .fill import Fills
+from .memory import CHUNKS
 from .model import FileLink, ProjectPage
 from .ranges import Unsatisfiable, byte_range
 from .upstream import UpstreamClient, UpstreamError
@@ -43,8 +45,12 @@ logging.getLogger("uvicorn.error").addFilter(_QuietCuts())
 
 
 class BlobResponse(FileResponse):
-    # Starlette's 64 KiB default costs several times the CPU per GiB served.
-    chunk_size = 1024 * 1024
+    """Chunks of 1 MiB (starlette's 64 KiB default costs several times the CPU per GiB
+    served), smaller when many clients are served at once (see `ChunkBudget`)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with CHUNKS.chunk() as self.chunk_size:
+            await super().__call__(scope, receive, send)
 
 
 def cached_response(config: Config, path: Path) -> Response:

@@ -25,6 +25,7 @@ from .config import Upstream
 from .flight import SingleFlight
 from .health import MirrorHealth
 from .locks import FileLocks
+from .memory import CHUNKS
 from .model import FileLink, ProjectPage
 from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
 from .wheel import NoMetadata, core_metadata
@@ -102,37 +103,40 @@ class Fill:
         """Bytes `start` to `end` (exclusive; None: to the end) as they arrive; raises
         FillFailed (cutting the response short) if the download breaks or does not verify."""
         offset = start
-        while end is None or offset < end:
-            if self.error is not None:
-                raise FillFailed(f"{self.filename}: {self.error}")
-            if self.path is not None:
-                async for chunk in read_file(self.path, offset, end):
-                    yield chunk
-                return
-            limit = self._readable() if end is None else min(self._readable(), end)
-            chunk = b""
-            if offset < limit:
-                try:
-                    chunk = await anyio.to_thread.run_sync(
-                        _read_at, self.part, offset, limit - offset
-                    )
-                except FileNotFoundError:
-                    continue  # committed or failed meanwhile: the next round says which
-            if not chunk:
-                await self._changed.wait()
-                continue
-            offset += len(chunk)
-            yield chunk
+        with CHUNKS.chunk() as size:
+            while end is None or offset < end:
+                if self.error is not None:
+                    raise FillFailed(f"{self.filename}: {self.error}")
+                if self.path is not None:
+                    async for chunk in read_file(self.path, offset, end, size):
+                        yield chunk
+                    return
+                limit = self._readable() if end is None else min(self._readable(), end)
+                chunk = b""
+                if offset < limit:
+                    try:
+                        chunk = await anyio.to_thread.run_sync(
+                            _read_at, self.part, offset, min(limit - offset, size)
+                        )
+                    except FileNotFoundError:
+                        continue  # committed or failed meanwhile: the next round says which
+                if not chunk:
+                    await self._changed.wait()
+                    continue
+                offset += len(chunk)
+                yield chunk
 
 
-async def read_file(path: Path, offset: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+async def read_file(
+    path: Path, offset: int = 0, end: int | None = None, size: int = CHUNK
+) -> AsyncIterator[bytes]:
     """A committed file's bytes from `offset` to `end`, through one open handle: a file
     evicted meanwhile stays readable to the end (POSIX) or is not evicted (Windows)."""
     f = await anyio.open_file(path, "rb")
     try:
         await f.seek(offset)
         while end is None or offset < end:
-            chunk = await f.read(CHUNK if end is None else min(CHUNK, end - offset))
+            chunk = await f.read(size if end is None else min(size, end - offset))
             if not chunk:
                 return
             offset += len(chunk)
@@ -146,7 +150,7 @@ def _read_at(path: Path, offset: int, length: int) -> bytes:
     # rename that commits it.
     with open(path, "rb") as f:
         f.seek(offset)
-        return f.read(min(length, CHUNK))
+        return f.read(length)
 
 
 class Fills:

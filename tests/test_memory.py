@@ -6,6 +6,7 @@ import hashlib
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,9 @@ from support.process import proxy_process, rss_bytes
 from support.wheels import make_wheel
 from support.world import World
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+from proxy.memory import ChunkBudget
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 MIB = 1024 * 1024
 CLIENTS = 16
@@ -46,6 +49,7 @@ def _peak_growth(pid: int, work: threading.Thread) -> int:
     return peak - baseline
 
 
+@LINUX
 def test_many_clients_on_large_files_keep_memory_flat(world: World, tmp_path: Path) -> None:
     world.mirror.add(LARGE)
     world.mirror.add(OTHER)
@@ -73,3 +77,17 @@ def test_many_clients_on_large_files_keep_memory_flat(world: World, tmp_path: Pa
           f"while downloading {growth_arriving / MIB:.1f} MiB")  # fmt: skip
     assert growth_cached < BOUND
     assert growth_arriving < BOUND
+
+
+def test_chunks_shrink_as_more_clients_download_at_once() -> None:
+    budget = ChunkBudget(budget=16 * MIB, largest=MIB, smallest=256 * 1024)
+    sizes = []
+    with ExitStack() as stack:
+        for _ in range(64):
+            sizes.append(stack.enter_context(budget.chunk()))
+        assert budget.active == 64
+    assert budget.active == 0
+    assert sizes[:16] == [MIB] * 16  # all fit: 1 MiB each
+    assert sizes[31] == 16 * MIB // 32
+    assert sizes[-1] == 256 * 1024  # never below the smallest
+    assert sizes == sorted(sizes, reverse=True)
