@@ -5,9 +5,6 @@ cached, downloading, or not there yet."""
 from __future__ import annotations
 
 import hashlib
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
+from support.process import proxy_process
 from support.waiting import wait_for
 from support.wheels import make_wheel
 from support.world import World
@@ -80,31 +77,12 @@ def test_a_corrupt_download_cuts_every_client_and_caches_nothing(
 
 @pytest.fixture
 def two_workers(stocked: World, tmp_path: Path) -> Iterator[str]:
-    config = tmp_path / "proxy.yaml"
-    mirrors = [stocked.mirror.root_url(stocked.mirror_url)]
-    config.write_text(yaml.safe_dump({"upstreams": {"pypi": {"mirrors": mirrors}}}))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), "--workers", "2",
-         "--host", "127.0.0.1", "--port", str(port), "--cache-dir", str(stocked.cache_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/-/health", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(ready, seconds=30)
+    config = {"upstreams": {"pypi": {"mirrors": [stocked.mirror.root_url(stocked.mirror_url)]}}}
+    with proxy_process(config, tmp_path, "--workers", "2", cache_dir=stocked.cache_dir) as (
+        _,
+        base,
+    ):
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_two_worker_processes_still_download_once(stocked: World, two_workers: str) -> None:

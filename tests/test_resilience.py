@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -15,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from support.clients import install
+from support.process import proxy_process
 from support.upstream import FakeUpstream
 from support.waiting import wait_for
 from support.wheels import make_wheel
@@ -200,59 +197,32 @@ def test_with_the_first_mirror_hanging_the_circuit_keeps_an_install_fast(
 def test_sigkill_during_a_download_leaves_nothing_that_is_ever_served(
     world: World, tmp_path: Path
 ) -> None:
-    config = tmp_path / "proxy.yaml"
-    config.write_text(yaml.safe_dump({"upstreams": {"pypi": {"mirrors": [
-        world.mirror.root_url(world.mirror_url)]}}}))  # fmt: skip
+    config = {"upstreams": {"pypi": {"mirrors": [world.mirror.root_url(world.mirror_url)]}}}
     cache = tmp_path / "cache"
+    url = f"/files/bigpkg/{BIG.filename}"
     world.mirror.file_faults.drip = 0.05  # slow enough to be killed halfway
 
-    def start() -> tuple[subprocess.Popen[bytes], str]:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port), "--cache-dir", str(cache)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/-/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, seconds=20)
-        return process, base
-
-    url = f"/files/bigpkg/{BIG.filename}"
-    process, base = start()
-    try:
-        with httpx.stream("GET", base + url, timeout=10) as response:
-            chunks = response.iter_bytes()
-            next(chunks)
-            wait_for(lambda: any((cache / "tmp").glob("*.part")))
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
-            with pytest.raises(httpx.HTTPError):
-                for _ in chunks:
-                    pass
-    finally:
-        process.kill()
+    with (
+        proxy_process(config, tmp_path, cache_dir=cache) as (process, base),
+        httpx.stream("GET", base + url, timeout=10) as response,
+    ):
+        chunks = response.iter_bytes()
+        next(chunks)
+        wait_for(lambda: any((cache / "tmp").glob("*.part")))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        with pytest.raises(httpx.HTTPError):
+            for _ in chunks:
+                pass
     assert list((cache / "tmp").glob("*.part"))  # what the killed process left behind
     assert not [p for p in (cache / "files").rglob("*") if p.is_file()]
 
     world.mirror.file_faults.drip = None
-    process, base = start()
-    try:
+    with proxy_process(config, tmp_path, cache_dir=cache) as (_, base):
         assert not list((cache / "tmp").glob("*.part"))  # cleaned at start
         again = httpx.get(base + url, timeout=30)
         assert _sha256(again.content) == BIG.sha256
         assert httpx.get(base + url, timeout=30).headers["x-cache"] == "HIT"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
     assert world.mirror.count(BIG.filename) == 2  # fetched again after the crash
 
 
