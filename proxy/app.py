@@ -25,7 +25,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .config import Config, Upstream
+from .config import Config, Index, Upstream
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
@@ -85,40 +85,60 @@ def create_app(config: Config) -> Starlette:
         upstreams = _services(request).client.report()
         return JSONResponse({"status": "ok", "pid": os.getpid(), "upstreams": upstreams})
 
+    def index_of(request: Request) -> Index:
+        """The index a request is for: `/<name>/simple/...`, or the default `/simple/...`."""
+        name = request.path_params.get("index")
+        index = config.indexes[0] if name is None else config.index(name)
+        if index is None:
+            known = ", ".join(i.name for i in config.indexes)
+            raise HTTPException(404, f"no index named {name!r} (known: {known})")
+        return index
+
+    def redirect(request: Request, path: str) -> Response:
+        prefix = f"/{request.path_params['index']}" if "index" in request.path_params else ""
+        return RedirectResponse(prefix + path, status_code=301)
+
     async def root_index(request: Request) -> Response:
         fmt = _format(request)
-        found = await _services(request).pages.project_list()
+        found = await _services(request).pages.project_list(index_of(request))
         body = await found.entry.rendered(fmt, render_project_list)
         return _page(request, body, found.cache, config.page_ttl)
 
+    async def root_redirect(request: Request) -> Response:
+        index_of(request)
+        return redirect(request, "/simple/")
+
     async def project_redirect(request: Request) -> Response:
-        name = _project_name(request.path_params["project"])
-        return RedirectResponse(f"/simple/{name}/", status_code=301)
+        index_of(request)
+        return redirect(request, f"/simple/{_project_name(request.path_params['project'])}/")
 
     async def project_page(request: Request) -> Response:
+        index = index_of(request)
         raw = request.path_params["project"]
         name = _project_name(raw)
         if raw != name:
-            return RedirectResponse(f"/simple/{name}/", status_code=301)
+            return redirect(request, f"/simple/{name}/")
         fmt = _format(request)
-        found = await _services(request).pages.project(name)
+        found = await _services(request).pages.project(index, name)
         if found is None:
             raise HTTPException(404, f"no project named {name!r} in any upstream")
         body = await found.entry.rendered(fmt, render_project)
         return _page(request, body, found.cache, config.page_ttl)
 
     async def file(request: Request) -> Response:
+        index = index_of(request)
         name = _project_name(request.path_params["project"])
         filename: str = request.path_params["filename"]
         services = _services(request)
         if filename.endswith(".metadata"):
-            found, link = await _listed(services.pages, name, filename.removesuffix(".metadata"))
+            dist = filename.removesuffix(".metadata")
+            found, link = await _listed(services.pages, index, name, dist)
             if not link.offers_metadata:
                 raise HTTPException(404, f"{link.filename} has no metadata file")
             metadata = await services.fills.metadata(_upstream(found), found.value, link)
             return cached_response(config, metadata)
 
-        found, link = await _listed(services.pages, name, filename)
+        found, link = await _listed(services.pages, index, name, filename)
         return await file_response(
             request, config, services.fills, services.client, _upstream(found), found.value, link
         )
@@ -140,12 +160,16 @@ def create_app(config: Config) -> Starlette:
     routes = [
         Route("/", home),
         Route("/-/health", health),
-        Route("/simple", lambda r: RedirectResponse("/simple/", status_code=301)),
-        Route("/simple/", root_index, name="root_index"),
-        Route("/simple/{project}", project_redirect),
-        Route("/simple/{project}/", project_page),
-        Route("/files/{project}/{filename}", file, methods=["GET", "HEAD"]),
     ]
+    # The default index at /simple/, every index (the default too) at /<name>/simple/.
+    for prefix in ("", "/{index}"):
+        routes += [
+            Route(f"{prefix}/simple", root_redirect),
+            Route(f"{prefix}/simple/", root_index, name="root_index" if not prefix else None),
+            Route(f"{prefix}/simple/{{project}}", project_redirect),
+            Route(f"{prefix}/simple/{{project}}/", project_page),
+            Route(f"{prefix}/files/{{project}}/{{filename}}", file, methods=["GET", "HEAD"]),
+        ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -186,17 +210,17 @@ def _format(request: Request) -> Format:
 
 
 async def _listed(
-    pages: PageCache, name: NormalizedName, filename: str
+    pages: PageCache, index: Index, name: NormalizedName, filename: str
 ) -> tuple[Found[ProjectPage], FileLink]:
     """The upstream file a client asks for, which must be one its project page lists.
 
     Any cached copy of the page will do (files are immutable); only a filename the copy does
     not know yet makes the page be fetched again.
     """
-    found = await pages.project(name, max_age=float("inf"))
+    found = await pages.project(index, name, max_age=float("inf"))
     link = found.value.file(filename) if found else None
     if link is None and (found is None or found.cache != "MISS"):
-        found = await pages.project(name, max_age=0)
+        found = await pages.project(index, name, max_age=0)
         link = found.value.file(filename) if found else None
     if found is None or link is None:
         raise HTTPException(404, f"{name} lists no file {filename!r}")

@@ -44,6 +44,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Index:
+    """A client-facing index, at `/<name>/simple/` (the default one at `/simple/` too),
+    with its own routes: a profile such as `cu118` or `cpu`."""
+
+    name: str
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
 class Circuit:
     """When a failing mirror is skipped, and how often it is probed again."""
 
@@ -55,7 +64,7 @@ class Circuit:
 @dataclass(frozen=True)
 class Config:
     upstreams: tuple[Upstream, ...]
-    routes: tuple[Route, ...]
+    indexes: tuple[Index, ...]  # the first is the default, also at /simple/
     host: str = "0.0.0.0"
     port: int = 3141
     cache_dir: Path = field(default_factory=lambda: Path("pypi-proxy-cache"))
@@ -74,6 +83,9 @@ class Config:
 
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)
+
+    def index(self, name: str) -> Index | None:
+        return next((i for i in self.indexes if i.name == name), None)
 
 
 def default_config_path() -> Path:
@@ -100,8 +112,11 @@ def parse_config(data: Any) -> Config:
     root = _mapping(
         data,
         "",
-        {"listen", "cache", "timeouts", "circuit", "tls", "offload", "upstreams", "routes"},
-    )
+        {
+            "listen", "cache", "timeouts", "circuit", "tls", "offload",
+            "upstreams", "routes", "indexes",
+        },
+    )  # fmt: skip
     listen = _mapping(root.get("listen", {}), "listen", {"host", "port"})
     cache = _mapping(
         root.get("cache", {}),
@@ -117,15 +132,18 @@ def parse_config(data: Any) -> Config:
 
     upstreams = _upstreams(root.get("upstreams"))
     names = [u.name for u in upstreams]
-    routes = (
-        _routes(root.get("routes"), names)
-        if "routes" in root
-        else (Route(patterns=("*",), upstreams=tuple(names)),)
-    )
-    defaults = Config(upstreams=(), routes=())
+    if "indexes" in root:
+        if "routes" in root:
+            raise ConfigError("routes: with indexes, each index has its own routes")
+        indexes = _indexes(root["indexes"], names)
+    elif "routes" in root:
+        indexes = (Index("default", _routes(root["routes"], names, "routes")),)
+    else:
+        indexes = (Index("default", (Route(patterns=("*",), upstreams=tuple(names)),)),)
+    defaults = Config(upstreams=(), indexes=())
     return Config(
         upstreams=upstreams,
-        routes=routes,
+        indexes=indexes,
         host=_string(listen.get("host", defaults.host), "listen.host"),
         port=_port(listen.get("port", defaults.port), "listen.port"),
         cache_dir=_path(cache.get("dir", str(defaults.cache_dir)), "cache.dir"),
@@ -203,10 +221,42 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
     return tuple(result)
 
 
-def _routes(value: Any, known: list[str]) -> tuple[Route, ...]:
+# Index names are the first segment of a path; these are taken.
+_RESERVED = {"simple", "files", "-", "metrics"}
+
+
+def _indexes(value: Any, known: list[str]) -> tuple[Index, ...]:
+    specs = _mapping(value, "indexes", None)
+    if not specs:
+        raise ConfigError("indexes: empty; name at least one index with its routes")
+    indexes, default = [], None
+    for name, body in specs.items():
+        path = f"indexes.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ConfigError(f"{path}: index names are letters, digits, '.', '_' and '-'")
+        if name in _RESERVED:
+            raise ConfigError(f"{path}: {name!r} is taken by the proxy's own paths")
+        spec = _mapping(body, path, {"routes", "default"})
+        if "routes" not in spec:
+            raise ConfigError(f"{path}.routes: missing")
+        index = Index(name, _routes(spec["routes"], known, f"{path}.routes"))
+        if spec.get("default", False) is True:
+            if default is not None:
+                raise ConfigError(f"{path}.default: {default.name!r} is the default already")
+            default = index
+        elif spec.get("default", False) is not False:
+            raise ConfigError(f"{path}.default: expected true or false")
+        indexes.append(index)
+    if default is not None:  # the default first
+        indexes.remove(default)
+        indexes.insert(0, default)
+    return tuple(indexes)
+
+
+def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
     routes = []
-    for i, item in enumerate(_list(value, "routes")):
-        path = f"routes[{i}]"
+    for i, item in enumerate(_list(value, where)):
+        path = f"{where}[{i}]"
         spec = _mapping(item, path, {"projects", "upstreams"})
         for key in ("projects", "upstreams"):
             if key not in spec:
@@ -226,7 +276,7 @@ def _routes(value: Any, known: list[str]) -> tuple[Route, ...]:
                 )
         routes.append(Route(patterns=patterns, upstreams=tuple(targets)))
     if not routes:
-        raise ConfigError("routes: empty; leave it out to route every project to every upstream")
+        raise ConfigError(f"{where}: empty; needs at least one route")
     return tuple(routes)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 import anyio
 import diskcache
 
-from .config import Config, Upstream
+from .config import Config, Index, Upstream
 from .flight import SingleFlight
 from .model import NormalizedName, ProjectPage
 from .render import Format, Rendered
@@ -94,7 +94,7 @@ class PageCache:
         await self._flights.aclose()
 
     async def project(
-        self, name: NormalizedName, *, max_age: float | None = None
+        self, index: Index, name: NormalizedName, *, max_age: float | None = None
     ) -> Found[ProjectPage] | None:
         """The project's page from the first upstream routed to it that has it.
 
@@ -104,7 +104,7 @@ class PageCache:
         copy, 0 to insist on a fresh one.
         """
         ttl = self._config.page_ttl if max_age is None else max_age
-        for upstream_name in upstreams_for(self._config.routes, name):
+        for upstream_name in upstreams_for(index.routes, name):
             upstream = self._config.upstream(upstream_name)
             found = await self._get(
                 _page_key(upstream, name),
@@ -119,22 +119,24 @@ class PageCache:
                 return Found(cast(Entry[ProjectPage], found.entry), found.cache, upstream)
         return None
 
-    async def project_list(self) -> Found[set[NormalizedName]]:
+    async def project_list(self, index: Index) -> Found[set[NormalizedName]]:
+        """Every project name the upstreams of the index's routes know."""
+        used = {name for route in index.routes for name in route.upstreams}
+        upstreams = tuple(u for u in self._config.upstreams if u.name in used)
         return await self._get(
-            _root_key(self._config.upstreams),
-            self._fetch_names,
+            _root_key(upstreams),
+            partial(self._fetch_names, upstreams),
             _NAMES,
             ttl=lambda _: self._config.page_ttl,
             revalidate=True,
         )
 
-    async def _fetch_names(self) -> set[NormalizedName]:
+    async def _fetch_names(self, upstreams: tuple[Upstream, ...]) -> set[NormalizedName]:
         results = await asyncio.gather(
-            *(self._client.project_names(u) for u in self._config.upstreams),
-            return_exceptions=True,
+            *(self._client.project_names(u) for u in upstreams), return_exceptions=True
         )
         names: set[NormalizedName] = set()
-        for upstream, result in zip(self._config.upstreams, results, strict=True):
+        for upstream, result in zip(upstreams, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("index root of %s unavailable: %s", upstream.name, result)
                 if not isinstance(result, UpstreamError):

@@ -8,28 +8,33 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import ConfigError, Route, default_config_path, load_config, parse_config
+from proxy.config import ConfigError, Index, Route, default_config_path, load_config, parse_config
 from proxy.model import NormalizedName
 from proxy.routing import upstreams_for
 
 MINIMAL: dict[str, Any] = {"upstreams": {"pypi": {"mirrors": ["https://m.test/simple"]}}}
+ANY = [{"projects": ["*"], "upstreams": ["pypi"]}]
 
 
 def test_bundled_default_config() -> None:
     config = load_config(default_config_path())
     assert (config.host, config.port, config.page_ttl) == ("0.0.0.0", 3141, 600.0)
-    assert [u.name for u in config.upstreams] == ["pypi", "pytorch"]
     assert len(config.upstream("pypi").mirrors) == 2
-    assert config.upstream("pytorch").mirrors[0].endswith("/whl/cu121/")
-    for name in ["torch", "torchvision", "torchaudio", "triton", "pytorch-triton"]:
-        assert upstreams_for(config.routes, NormalizedName(name)) == ("pytorch",)
-    assert upstreams_for(config.routes, NormalizedName("numpy")) == ("pypi", "pytorch")
+    profiles = ["cu121", "cpu", "cu118", "cu124", "cu126", "cu128"]
+    assert [i.name for i in config.indexes] == profiles  # the default, cu121, first
+    for profile in profiles:
+        routes = config.indexes[profiles.index(profile)].routes
+        group = f"pytorch-{profile}"
+        assert config.upstream(group).mirrors[0].endswith(f"/whl/{profile}/")
+        for name in ["torch", "torchvision", "torchaudio", "triton", "pytorch-triton"]:
+            assert upstreams_for(routes, NormalizedName(name)) == (group,)
+        assert upstreams_for(routes, NormalizedName("numpy")) == ("pypi", group)
 
 
 def test_minimal_config_routes_everything_to_every_upstream() -> None:
     config = parse_config(MINIMAL)
     assert config.upstream("pypi").mirrors == ("https://m.test/simple/",)
-    assert config.routes == (Route(patterns=("*",), upstreams=("pypi",)),)
+    assert config.indexes == (Index("default", (Route(patterns=("*",), upstreams=("pypi",)),)),)
 
 
 def test_durations_paths_and_globs() -> None:
@@ -44,9 +49,10 @@ def test_durations_paths_and_globs() -> None:
     assert config.page_ttl == 7200 and config.connect_timeout == 3
     assert config.first_byte_timeout == 20 and config.stall_timeout == 90
     assert config.cache_dir == Path.home() / "x"
-    assert config.routes[0].patterns == ("nvidia-*", "torch")
-    assert upstreams_for(config.routes, NormalizedName("nvidia-cudnn-cu12")) == ("pypi",)
-    assert upstreams_for(config.routes, NormalizedName("numpy")) == ()
+    routes = config.indexes[0].routes
+    assert routes[0].patterns == ("nvidia-*", "torch")
+    assert upstreams_for(routes, NormalizedName("nvidia-cudnn-cu12")) == ("pypi",)
+    assert upstreams_for(routes, NormalizedName("numpy")) == ()
 
 
 def _with(**extra: Any) -> dict[str, Any]:
@@ -87,12 +93,37 @@ def _with(**extra: Any) -> dict[str, Any]:
             "routes[0].projects[0]",
         ),
         (_with(routes=[]), "routes: empty"),
+        (
+            _with(indexes={"cpu": {"routes": [{"projects": ["*"], "upstreams": ["pytorch"]}]}}),
+            "indexes.cpu.routes[0].upstreams[0]: unknown upstream 'pytorch' (known: pypi)",
+        ),
+        (_with(indexes={"cpu": {}}), "indexes.cpu.routes: missing"),
+        (_with(indexes={"files": {"routes": []}}), "indexes.files: 'files' is taken"),
+        (
+            _with(
+                indexes={
+                    "a": {"default": True, "routes": ANY},
+                    "b": {"default": True, "routes": ANY},
+                }
+            ),
+            "indexes.b.default: 'a' is the default already",
+        ),
+        (_with(indexes={"a": {"default": "yes", "routes": ANY}}), "indexes.a.default: expected"),
+        (_with(indexes={"a": {"routes": ANY}}, routes=ANY), "routes: with indexes, each index"),
     ],
 )
 def test_errors_name_the_key_path(data: Any, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(data)
     assert message in str(raised.value)
+
+
+def test_indexes_with_the_default_first() -> None:
+    config = parse_config(
+        _with(indexes={"cpu": {"routes": ANY}, "cu121": {"default": True, "routes": ANY}})
+    )
+    assert [i.name for i in config.indexes] == ["cu121", "cpu"]
+    assert config.index("cpu") is config.indexes[1] and config.index("nope") is None
 
 
 def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
