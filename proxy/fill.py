@@ -28,7 +28,7 @@ from .locks import FileLocks
 from .memory import CHUNKS
 from .model import FileLink, ProjectPage
 from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
-from .wheel import NoMetadata, core_metadata
+from .wheel import Missing, NoMetadata, SparseFile, core_metadata
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
@@ -38,6 +38,9 @@ log = logging.getLogger("pypi_proxy.fill")
 CHUNK = 1024 * 1024
 # Requests one fill makes to a source that keeps breaking off, before it tries the next.
 ATTEMPTS_PER_SOURCE = 3
+# Reading a wheel's metadata by ranges: at least this many bytes a request, this many rounds.
+RANGE_READ = 256 * 1024
+RANGE_ROUNDS = 6
 # How often a process following another's download looks at its progress.
 FOLLOW_INTERVAL = 0.05
 
@@ -342,8 +345,8 @@ class Fills:
             yield source
 
     async def metadata(self, upstream: Upstream, page: ProjectPage, link: FileLink) -> Path:
-        """The verified PEP 658 `.metadata` file of a wheel: the upstream's, or, when no
-        mirror serves the one advertised, read out of the wheel itself."""
+        """The PEP 658 `.metadata` file of a wheel: the upstream's (verified against its
+        hash) where it offers one, else read out of the wheel itself."""
         expected = link.metadata_sha256 or None
         found = self._store.find(expected or self._db.get(("metadata", link.url)))
         if found is not None:
@@ -355,17 +358,7 @@ class Fills:
     async def _fetch_metadata(
         self, upstream: Upstream, page: ProjectPage, link: FileLink, expected: str | None
     ) -> Path:
-        data = None
-        async for mirror, url in self._client.file_sources(upstream, page, link):
-            try:
-                data = await self._client.fetch_small(mirror, url + ".metadata")
-            except (NotFoundUpstream, UpstreamError) as exc:
-                log.warning("%s.metadata from %s: %s", link.filename, url, exc)
-                continue
-            if expected is None or hashlib.sha256(data).hexdigest() == expected:
-                break
-            log.warning("%s.metadata from %s: does not match its hash", link.filename, url)
-            data = None
+        data = await self._upstream_metadata(upstream, page, link, expected)
         if data is None:
             data = await self._metadata_from_wheel(upstream, page, link)
         sha256 = hashlib.sha256(data).hexdigest()
@@ -376,15 +369,63 @@ class Fills:
             self._db.set(("metadata", link.url), sha256)
         return path
 
+    async def _upstream_metadata(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink, expected: str | None
+    ) -> bytes | None:
+        async for mirror, url in self._client.file_sources(upstream, page, link):
+            try:
+                data = await self._client.fetch_small(mirror, url + ".metadata")
+            except (NotFoundUpstream, UpstreamError) as exc:
+                log.warning("%s.metadata from %s: %s", link.filename, url, exc)
+                continue
+            if expected is None or hashlib.sha256(data).hexdigest() == expected:
+                return data
+            log.warning("%s.metadata from %s: does not match its hash", link.filename, url)
+        return None
+
     async def _metadata_from_wheel(
         self, upstream: Upstream, page: ProjectPage, link: FileLink
     ) -> bytes:
-        wheel = self.cached(link) or await self.start(upstream, page, link).wait()
+        """METADATA out of the wheel: from disk when it is there, else by reading only its
+        end (the central directory and the METADATA entry, which wheels keep last) with a
+        few Range requests; from the whole download when no mirror serves ranges."""
         try:
+            wheel = self.cached(link)
+            if wheel is None:
+                data = await self._metadata_by_ranges(upstream, page, link)
+                if data is not None:
+                    return data
+                wheel = await self.start(upstream, page, link).wait()
             with open(wheel, "rb") as f:
                 return core_metadata(f, link.filename)
         except NoMetadata as exc:
             raise UpstreamError(str(exc)) from None
+
+    async def _metadata_by_ranges(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink
+    ) -> bytes | None:
+        first = await self._client.read_range(upstream, page, link, f"bytes=-{RANGE_READ}")
+        if first is None:
+            return None
+        start, data, size = first
+        wheel = SparseFile(size)
+        wheel.add(start, data)
+        fetched = len(data)
+        for _ in range(RANGE_ROUNDS):
+            try:
+                metadata = core_metadata(wheel, link.filename)
+                log.info("%s: metadata read with %d bytes of ranges", link.filename, fetched)
+                return metadata
+            except Missing as need:
+                end = min(max(need.end, need.start + RANGE_READ), size)
+                got = await self._client.read_range(
+                    upstream, page, link, f"bytes={need.start}-{end - 1}"
+                )
+                if got is None:
+                    return None
+                wheel.add(got[0], got[1])
+                fetched += len(got[1])
+        return None
 
     async def aclose(self) -> None:
         await self._metadata.aclose()

@@ -53,9 +53,9 @@ class FileLink:
 
     @property
     def offers_metadata(self) -> bool:
-        """Whether clients are offered `<file>.metadata`: only for wheels whose upstream
-        offers it, since the proxy can always serve those (out of the wheel, if the
-        upstream's own turns out to be missing). Clients fail hard on an offer not kept."""
+        """Whether clients are offered `<file>.metadata` (PEP 658): for wheels whose upstream
+        offers it, since the proxy can always serve those (out of the wheel itself, if the
+        upstream's turns out to be missing). Clients fail hard on an offer not kept."""
         return self.metadata_sha256 is not None and self.filename.endswith(".whl")
 
     def to_dict(self) -> dict[str, Any]:

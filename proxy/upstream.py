@@ -257,6 +257,25 @@ class UpstreamClient:
                 await stack.aclose()  # the whole file instead: not what was asked
         return None
 
+    async def read_range(
+        self, upstream: Upstream, page: ProjectPage, link: FileLink, spec: str
+    ) -> tuple[int, bytes, int] | None:
+        """One small range of a file (`spec` as in a Range header: `bytes=a-b` or `bytes=-n`)
+        from the first mirror that honours it: where it starts, its bytes, and the file's
+        size. None if no mirror answers with that range."""
+        headers = {"Range": spec, "Accept-Encoding": "identity"}
+        async with aclosing(self.file_sources(upstream, page, link)) as sources:
+            async for mirror, url in sources:
+                try:
+                    async with self._request(mirror, url, headers) as response:
+                        start, total = _content_range(response.headers.get("content-range", ""))
+                        if response.status_code != 206 or start is None or total is None:
+                            continue  # the whole file instead: not read, just closed
+                        return start, await self._body(mirror, response), total
+                except _MirrorFailed:
+                    continue
+        return None
+
     async def _mapped(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_raw():

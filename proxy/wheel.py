@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
-from typing import BinaryIO
+from typing import IO, Any, cast
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
@@ -12,21 +13,76 @@ class NoMetadata(ValueError):
     """The file is not a wheel with a readable METADATA entry."""
 
 
-def core_metadata(wheel: BinaryIO, filename: str) -> bytes:
+def core_metadata(wheel: IO[bytes] | SparseFile, filename: str) -> bytes:
     """The METADATA bytes, exactly as stored: PEP 658 asks that the `.metadata` file served
-    for a wheel equals them, so clients can check one against the other."""
+    for a wheel equals them, so clients can check one against the other. From a
+    `SparseFile`, this raises `Missing` for bytes it still needs."""
     try:
         name = parse_wheel_filename(filename)[0]
     except InvalidWheelFilename as exc:
         raise NoMetadata(str(exc)) from None
     try:
-        with zipfile.ZipFile(wheel) as archive:
+        with zipfile.ZipFile(cast(IO[bytes], wheel)) as archive:
             for entry in archive.namelist():
                 folder, _, leaf = entry.partition("/")
                 if leaf == "METADATA" and folder.endswith(".dist-info"):
                     dist = folder.removesuffix(".dist-info").rpartition("-")[0]
                     if canonicalize_name(dist) == name:
                         return archive.read(entry)
-    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+    except Missing:
+        raise
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
         raise NoMetadata(f"{filename}: {exc}") from None
     raise NoMetadata(f"{filename}: no {name} .dist-info/METADATA in the wheel")
+
+
+class Missing(Exception):
+    """Reading the wheel needs bytes `start` to `end` (exclusive), which are not there yet."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(f"bytes {start}-{end - 1}")
+        self.start, self.end = start, end
+
+
+class SparseFile(io.RawIOBase):
+    """A file of `size` bytes of which only some pieces are known, for `zipfile` to read a
+    wheel's central directory and one entry without the rest: a read of bytes not known yet
+    raises `Missing`, so the caller fetches them and tries again."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pieces: dict[int, bytes] = {}
+        self._position = 0
+
+    def add(self, start: int, data: bytes) -> None:
+        self.pieces[start] = data
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = max(base + offset, 0)
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self._position + size, self.size)
+        start = self._position
+        for piece_start, data in self.pieces.items():
+            if piece_start <= start and end <= piece_start + len(data):
+                self._position = end
+                return data[start - piece_start : end - piece_start]
+        if start >= end:
+            return b""
+        raise Missing(start, end)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

@@ -1,0 +1,43 @@
+"""A wheel's METADATA read out of it: from the whole file, or from only the pieces that
+`zipfile` asks for (its end: the central directory and the METADATA entry)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from support.wheels import make_wheel
+
+from proxy.wheel import Missing, NoMetadata, SparseFile, core_metadata
+
+WHEEL = make_wheel("Some_Project", "2.0+cu121", requires=["dep>=1"], payload_size=3_000_000)
+
+
+def test_metadata_from_a_whole_wheel() -> None:
+    assert core_metadata(io.BytesIO(WHEEL.content), WHEEL.filename) == WHEEL.metadata
+
+
+def test_metadata_from_pieces_asks_only_for_the_end() -> None:
+    size = len(WHEEL.content)
+    sparse = SparseFile(size)
+    asked = []
+    while True:
+        try:
+            metadata = core_metadata(sparse, WHEEL.filename)
+            break
+        except Missing as need:
+            asked.append((need.start, need.end))
+            start = min(need.start, size - 65536)  # fetch generously, as the proxy does
+            sparse.add(start, WHEEL.content[start : max(need.end, start + 65536)])
+    assert metadata == WHEEL.metadata
+    assert len(asked) <= 3
+    assert all(start > size - 100_000 for start, _ in asked)  # never the 3 MB before
+
+
+def test_not_a_wheel() -> None:
+    with pytest.raises(NoMetadata):
+        core_metadata(io.BytesIO(b"not a zip at all" * 100), WHEEL.filename)
+    with pytest.raises(NoMetadata):
+        core_metadata(io.BytesIO(WHEEL.content), "other_project-1.0-py3-none-any.whl")
+    with pytest.raises(NoMetadata):
+        core_metadata(io.BytesIO(WHEEL.content), "not-a-wheel-name.tar.gz")
