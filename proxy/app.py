@@ -25,14 +25,14 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .config import Config, Index, Upstream
+from .config import Config, Index
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
 from .memory import return_large_buffers_to_the_os
-from .model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
-from .pages import Found, PageCache
-from .render import Format, Rendered, negotiate, render_project, render_project_list
+from .model import FileLink, InvalidName, NormalizedName, normalize
+from .pages import PageCache, ProjectFound
+from .render import Format, Rendered, negotiate, render_project_list
 from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
 
 log = logging.getLogger("pypi_proxy.app")
@@ -122,7 +122,7 @@ def create_app(config: Config) -> Starlette:
         found = await _services(request).pages.project(index, name)
         if found is None:
             raise HTTPException(404, f"no project named {name!r} in any upstream")
-        body = await found.entry.rendered(fmt, render_project)
+        body = await _services(request).pages.rendered(found, fmt)
         return _page(request, body, found.cache, config.page_ttl)
 
     async def file(request: Request) -> Response:
@@ -135,12 +135,12 @@ def create_app(config: Config) -> Starlette:
             found, link = await _listed(services.pages, index, name, dist)
             if not link.offers_metadata:
                 raise HTTPException(404, f"{link.filename} has no metadata file")
-            metadata = await services.fills.metadata(_upstream(found), found.value, link)
+            metadata = await services.fills.metadata(*found.origin(link.filename), link)
             return cached_response(config, metadata)
 
         found, link = await _listed(services.pages, index, name, filename)
         return await file_response(
-            request, config, services.fills, services.client, _upstream(found), found.value, link
+            request, config, services.fills, services.client, *found.origin(filename), link
         )
 
     async def upstream_unavailable(request: Request, exc: Exception) -> Response:
@@ -211,7 +211,7 @@ def _format(request: Request) -> Format:
 
 async def _listed(
     pages: PageCache, index: Index, name: NormalizedName, filename: str
-) -> tuple[Found[ProjectPage], FileLink]:
+) -> tuple[ProjectFound, FileLink]:
     """The upstream file a client asks for, which must be one its project page lists.
 
     Any cached copy of the page will do (files are immutable); only a filename the copy does
@@ -225,11 +225,6 @@ async def _listed(
     if found is None or link is None:
         raise HTTPException(404, f"{name} lists no file {filename!r}")
     return found, link
-
-
-def _upstream(found: Found[ProjectPage]) -> Upstream:
-    assert found.upstream is not None  # project pages always say where they came from
-    return found.upstream
 
 
 def _page(request: Request, body: Rendered, cache: str, ttl: float) -> Response:

@@ -33,11 +33,14 @@ class Upstream:
 
 @dataclass(frozen=True)
 class Route:
-    """Projects matching any pattern are looked up in these upstreams, first one that has the
-    project wins (so a name routed to the PyTorch index never takes files from elsewhere)."""
+    """Projects matching any pattern are looked up in these upstreams. With the `first`
+    strategy the first one that has the project serves all its files (so a name routed to
+    the PyTorch index never takes files from elsewhere); with `union`, files are merged, the
+    earlier upstream winning on a filename."""
 
     patterns: tuple[str, ...]
     upstreams: tuple[str, ...]
+    strategy: str = "first"
 
     def matches(self, name: NormalizedName) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.patterns)
@@ -221,6 +224,7 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
     return tuple(result)
 
 
+STRATEGIES = ("first", "union")
 # Index names are the first segment of a path; these are taken.
 _RESERVED = {"simple", "files", "-", "metrics"}
 
@@ -257,7 +261,7 @@ def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
     routes = []
     for i, item in enumerate(_list(value, where)):
         path = f"{where}[{i}]"
-        spec = _mapping(item, path, {"projects", "upstreams"})
+        spec = _mapping(item, path, {"projects", "upstreams", "strategy"})
         for key in ("projects", "upstreams"):
             if key not in spec:
                 raise ConfigError(f"{path}.{key}: missing")
@@ -274,7 +278,12 @@ def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
                     f"{path}.upstreams[{j}]: unknown upstream {target!r} "
                     f"(known: {', '.join(known)})"
                 )
-        routes.append(Route(patterns=patterns, upstreams=tuple(targets)))
+        strategy = spec.get("strategy", "first")
+        if strategy not in STRATEGIES:
+            raise ConfigError(
+                f"{path}.strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
+            )
+        routes.append(Route(patterns=patterns, upstreams=tuple(targets), strategy=strategy))
     if not routes:
         raise ConfigError(f"{where}: empty; needs at least one route")
     return tuple(routes)

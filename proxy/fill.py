@@ -27,6 +27,7 @@ from .health import MirrorHealth
 from .locks import FileLocks
 from .memory import CHUNKS
 from .model import FileLink, ProjectPage
+from .pages import LEARNED
 from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
 from .wheel import Missing, NoMetadata, SparseFile, core_metadata
 
@@ -255,8 +256,9 @@ class Fills:
             self._corrupt.setdefault(link.sha256, set()).add(url)
             self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
             raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
-        if link.sha256 is None:
+        if link.sha256 is None:  # learned: pages list it with its hash from now on
             self._db.set(("sha256", link.url), sha256)
+            self._db.incr(LEARNED, default=0)
         fill.path = self._store.commit(fill.key, sha256)
         fill.size = fill.written
         self._corrupt.pop(sha256, None)

@@ -8,6 +8,7 @@ per change and per format, not once per request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -22,15 +23,19 @@ import diskcache
 
 from .config import Config, Index, Upstream
 from .flight import SingleFlight
+from .merge import union
 from .model import NormalizedName, ProjectPage
-from .render import Format, Rendered
-from .routing import upstreams_for
+from .render import Format, Rendered, render_project
+from .routing import route_for
 from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger("pypi_proxy.pages")
 
 T = TypeVar("T")
 NEGATIVE_TTL = 60.0
+# A counter in the shared database, moved whenever a download taught the proxy the sha256 of a
+# file its upstream listed without one: pages rendered before are rendered again.
+LEARNED = "learned"
 _MEMORY_ENTRIES = 256
 
 
@@ -39,13 +44,19 @@ class Entry(Generic[T]):
     value: T
     fetched: float
     renders: dict[Format, Rendered] = field(default_factory=dict)
+    learned: int = 0  # the version of what the proxy learned that `renders` are made with
 
     def age(self) -> float:
         return time.time() - self.fetched
 
-    async def rendered(self, fmt: Format, render: Callable[[T, Format], Rendered]) -> Rendered:
-        """The body in this format, rendered once. Off the event loop: the index root of the
-        official index (700,000 names) takes a second to render."""
+    async def rendered(
+        self, fmt: Format, render: Callable[[T, Format], Rendered], learned: int = 0
+    ) -> Rendered:
+        """The body in this format, rendered once (again when the proxy learned something
+        new that goes into it). Off the event loop: the index root of the official index
+        (700,000 names) takes a second to render."""
+        if learned != self.learned:
+            self.renders, self.learned = {}, learned
         if fmt not in self.renders:
             self.renders[fmt] = await anyio.to_thread.run_sync(render, self.value, fmt)
         return self.renders[fmt]
@@ -53,16 +64,25 @@ class Entry(Generic[T]):
 
 @dataclass(frozen=True)
 class Found(Generic[T]):
-    """A cached value, how it was served (`X-Cache`: HIT, MISS or STALE), and for a project
-    page the upstream it came from."""
+    """A cached value, and how it was served (`X-Cache`: HIT, MISS or STALE)."""
 
     entry: Entry[T]
     cache: str
-    upstream: Upstream | None = None
 
     @property
     def value(self) -> T:
         return self.entry.value
+
+
+@dataclass(frozen=True)
+class ProjectFound(Found[ProjectPage]):
+    """A project's page as served (merged, with the `union` strategy), and the upstream pages
+    it was made of, in priority order: where each of its files is to be fetched."""
+
+    origins: tuple[tuple[Upstream, ProjectPage], ...] = ()
+
+    def origin(self, filename: str) -> tuple[Upstream, ProjectPage]:
+        return next((u, page) for u, page in self.origins if page.file(filename))
 
 
 @dataclass(frozen=True)
@@ -95,18 +115,23 @@ class PageCache:
 
     async def project(
         self, index: Index, name: NormalizedName, *, max_age: float | None = None
-    ) -> Found[ProjectPage] | None:
-        """The project's page from the first upstream routed to it that has it.
+    ) -> ProjectFound | None:
+        """The project's page from the upstreams the index routes it to: the first that has
+        it, or (`union`) all that have it, merged.
 
         An upstream that cannot answer (and has no copy in the cache) raises UpstreamError
         rather than letting a lower-priority upstream answer in its place: that fall-through
         is how dependency confusion happens. `max_age` overrides the TTL: infinite to take any
         copy, 0 to insist on a fresh one.
         """
+        route = route_for(index.routes, name)
+        if route is None:
+            return None
         ttl = self._config.page_ttl if max_age is None else max_age
-        for upstream_name in upstreams_for(index.routes, name):
+        found: list[tuple[Upstream, Found[ProjectPage]]] = []
+        for upstream_name in route.upstreams:
             upstream = self._config.upstream(upstream_name)
-            found = await self._get(
+            got = await self._get(
                 _page_key(upstream, name),
                 partial(self._client.project_page, upstream, name),
                 _PAGE,
@@ -115,9 +140,44 @@ class PageCache:
                 ttl=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
                 revalidate=max_age is None,
             )
-            if found.value is not None:
-                return Found(cast(Entry[ProjectPage], found.entry), found.cache, upstream)
-        return None
+            if got.value is not None:
+                found.append((upstream, cast(Found[ProjectPage], got)))
+                if route.strategy == "first":
+                    break
+        if not found:
+            return None
+        entries = [f.entry for _, f in found]
+        entry = entries[0] if len(entries) == 1 else self._merged(entries)
+        caches = {f.cache for _, f in found}
+        cache = next(c for c in ("STALE", "MISS", "HIT") if c in caches)
+        return ProjectFound(entry, cache, tuple((u, f.value) for u, f in found))
+
+    def _merged(self, entries: list[Entry[ProjectPage]]) -> Entry[ProjectPage]:
+        """One merged entry per set of upstream entries, so that it is rendered once too."""
+        key = f"merged:{entries[0].value.name}:" + ",".join(str(e.fetched) for e in entries)
+        merged = self._memory.get(key)
+        if merged is None:
+            merged = Entry(union([e.value for e in entries]), min(e.fetched for e in entries))
+            self._remember(key, merged)
+        return cast(Entry[ProjectPage], merged)
+
+    async def rendered(self, found: ProjectFound, fmt: Format) -> Rendered:
+        """A project page's body, with the sha256 of files listed without one (nightly pages
+        of the PyTorch index) that the proxy computed when it downloaded them."""
+        return await found.entry.rendered(fmt, self._render, self._db.get(LEARNED, 0))
+
+    def _render(self, page: ProjectPage, fmt: Format) -> Rendered:
+        if any(link.sha256 is None for link in page.files):
+            page = dataclasses.replace(
+                page,
+                files=tuple(
+                    link
+                    if link.sha256
+                    else dataclasses.replace(link, sha256=self._db.get(("sha256", link.url)))
+                    for link in page.files
+                ),
+            )
+        return render_project(page, fmt)
 
     async def project_list(self, index: Index) -> Found[set[NormalizedName]]:
         """Every project name the upstreams of the index's routes know."""

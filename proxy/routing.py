@@ -6,10 +6,13 @@ from .config import Route
 from .model import NormalizedName
 
 
+def route_for(routes: tuple[Route, ...], name: NormalizedName) -> Route | None:
+    """The first route matching `name`; None if none does (the project is then unknown to
+    this proxy)."""
+    return next((route for route in routes if route.matches(name)), None)
+
+
 def upstreams_for(routes: tuple[Route, ...], name: NormalizedName) -> tuple[str, ...]:
-    """The upstreams of the first route matching `name`, in priority order; none if no route
-    matches (the project is then unknown to this proxy)."""
-    for route in routes:
-        if route.matches(name):
-            return route.upstreams
-    return ()
+    """The upstreams `name` is looked up in, in priority order."""
+    route = route_for(routes, name)
+    return route.upstreams if route else ()

@@ -94,6 +94,10 @@ def _with(**extra: Any) -> dict[str, Any]:
         ),
         (_with(routes=[]), "routes: empty"),
         (
+            _with(routes=[{"projects": ["*"], "upstreams": ["pypi"], "strategy": "all"}]),
+            "routes[0].strategy: expected one of first, union, got 'all'",
+        ),
+        (
             _with(indexes={"cpu": {"routes": [{"projects": ["*"], "upstreams": ["pytorch"]}]}}),
             "indexes.cpu.routes[0].upstreams[0]: unknown upstream 'pytorch' (known: pypi)",
         ),

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from support.waiting import wait_for
-from support.world import TINYAPP, TINYDEP, TORCH, World
+from support.wheels import make_wheel
+from support.world import TINYAPP, TINYDEP, TINYDEP_ON_TORCH, TORCH, World
 
 JSON = "application/vnd.pypi.simple.v1+json"
 V1_HTML = "application/vnd.pypi.simple.v1+html"
@@ -182,3 +183,36 @@ def test_concurrent_requests_for_a_page_share_one_upstream_fetch(world: World, p
     assert {r.status_code for r in responses} == {200}
     assert len({r.content for r in responses}) == 1
     assert world.mirror.count("/simple/tinyapp/") == 1
+
+
+def test_the_union_strategy_merges_files_from_several_upstreams(world: World) -> None:
+    routes = [{"projects": ["tinydep"], "upstreams": ["pypi", "pytorch"], "strategy": "union"}]
+    with world.proxy(routes=routes) as base:
+        doc = httpx.get(f"{base}/simple/tinydep/", headers={"Accept": JSON}).json()
+        assert [f["filename"] for f in doc["files"]] == [
+            TINYDEP.filename,  # the mirror's, first
+            TINYDEP_ON_TORCH.filename,
+        ]
+        assert doc["versions"] == ["0.4", "0.5"]
+        # Each file comes from the upstream that listed it.
+        for wheel, upstream in ((TINYDEP, world.mirror), (TINYDEP_ON_TORCH, world.torch)):
+            body = httpx.get(f"{base}/files/tinydep/{wheel.filename}", timeout=30).content
+            assert body == wheel.content
+            assert upstream.count(wheel.filename) == 1
+
+
+def test_a_file_listed_without_a_hash_is_listed_with_it_once_downloaded(
+    world: World, client: httpx.Client
+) -> None:
+    nightly = make_wheel("nightlypkg", "2.5.0.dev20240101")  # as on nightly pages: no hash
+    path = f"{world.torch.prefix}/{nightly.filename}"
+    world.torch.add_blob(path, nightly.content)
+    world.torch.add_raw_page(
+        "nightlypkg", f'<a href="{path}">{nightly.filename}</a>'.encode(), "text/html"
+    )
+    assert "#sha256=" not in client.get("/simple/nightlypkg/").text
+    assert client.get(f"/files/nightlypkg/{nightly.filename}").content == nightly.content
+    for accept in ("text/html", JSON):
+        page = client.get("/simple/nightlypkg/", headers={"Accept": accept}).text
+        assert nightly.sha256 in page
+    assert client.get(f"/files/nightlypkg/{nightly.filename}").headers["x-cache"] == "HIT"

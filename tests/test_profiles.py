@@ -87,3 +87,15 @@ def test_profile_paths(proxy: tuple[str, FakeUpstream]) -> None:
     assert "torch-2.3.1+cpu" in page and "cu121" not in page
     # The default profile is also at its own name.
     assert httpx.get(f"{base}/cu121/simple/torch/").text == httpx.get(f"{base}/simple/torch/").text
+
+
+def test_a_higher_lookalike_on_the_mirror_never_replaces_the_routed_project(
+    proxy: tuple[str, FakeUpstream], tmp_path: Path
+) -> None:
+    base, mirror = proxy
+    evil = make_wheel("torch", "99.0")  # the torchtriton incident, as a test
+    mirror.add(evil)
+    for build in BUILDS:
+        assert "99.0" not in httpx.get(f"{base}/{build}/simple/torch/").text
+    assert install("uv", f"{base}/cu118/simple/", tmp_path, "torch")["torch"] == "2.3.1+cu118"
+    assert mirror.count(evil.filename) == 0
