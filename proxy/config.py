@@ -25,10 +25,13 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Upstream:
-    """A group of interchangeable mirrors of one index, tried in order."""
+    """A group of interchangeable mirrors of one index, tried in order. A mirror is a simple
+    index (`<url><project>/`), or, if listed in `flat`, one page of links to every file
+    (a find-links listing, as some national mirrors of the PyTorch index are)."""
 
     name: str
     mirrors: tuple[str, ...]
+    flat: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,22 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
         mirrors = _list(spec.get("mirrors"), f"{path}.mirrors")
         if not mirrors:
             raise ConfigError(f"{path}.mirrors: needs at least one URL")
-        urls = tuple(_index_url(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors))
-        result.append(Upstream(name=name, mirrors=urls))
+        urls, flat = [], set()
+        for i, mirror in enumerate(mirrors):
+            where = f"{path}.mirrors[{i}]"
+            if isinstance(mirror, dict):
+                spec = _mapping(mirror, where, {"url", "kind"})
+                kind = spec.get("kind", "simple")
+                if kind not in ("simple", "flat"):
+                    raise ConfigError(f"{where}.kind: expected simple or flat, got {kind!r}")
+                if kind == "flat":
+                    urls.append(_url(spec.get("url"), f"{where}.url"))
+                    flat.add(urls[-1])
+                    continue
+                mirror = spec.get("url")
+                where += ".url"
+            urls.append(_index_url(mirror, where))
+        result.append(Upstream(name=name, mirrors=tuple(urls), flat=frozenset(flat)))
     return tuple(result)
 
 
@@ -301,13 +318,18 @@ def _pattern(value: Any, path: str) -> str:
         raise ConfigError(f"{path}: not a project name or glob: {text!r}") from None
 
 
-def _index_url(value: Any, path: str) -> str:
+def _url(value: Any, path: str) -> str:
     url = _string(value, path)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{path}: not an http(s) URL: {url!r}")
     if parts.query or parts.fragment:
         raise ConfigError(f"{path}: an index URL takes no query or fragment: {url!r}")
+    return url
+
+
+def _index_url(value: Any, path: str) -> str:
+    url = _url(value, path)
     # Project pages are `<index>/<name>/`: the index URL must end in a slash to join onto.
     return url if url.endswith("/") else url + "/"
 

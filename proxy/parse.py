@@ -16,6 +16,13 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
 from .model import FileLink, InvalidName, NormalizedName, ProjectPage, Yanked, normalize
 
 
@@ -34,6 +41,26 @@ def parse_project_page(name: NormalizedName, body: bytes, url: str) -> ProjectPa
         # A filename listed twice (some mirrors do) keeps its first entry, as pip would.
         files.setdefault(link.filename, link)
     return ProjectPage(name=name, files=tuple(files.values()))
+
+
+def parse_flat_listing(body: bytes, url: str) -> dict[NormalizedName, ProjectPage]:
+    """A find-links page (links to every file of every project) as project pages, each
+    file's project taken from its filename."""
+    files: dict[NormalizedName, dict[str, FileLink]] = {}
+    for link in _parse_html_files(body, url):
+        name = project_of(link.filename)
+        if name is not None:
+            files.setdefault(name, {}).setdefault(link.filename, link)
+    return {name: ProjectPage(name, tuple(links.values())) for name, links in files.items()}
+
+
+def project_of(filename: str) -> NormalizedName | None:
+    try:
+        if filename.endswith(".whl"):
+            return NormalizedName(parse_wheel_filename(filename)[0])
+        return NormalizedName(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
 
 
 def parse_project_list(body: bytes) -> set[NormalizedName]:

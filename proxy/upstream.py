@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -26,9 +27,10 @@ import anyio
 import httpx
 
 from .config import Config, Upstream
+from .flight import SingleFlight
 from .health import MirrorHealth, State
 from .model import FileLink, NormalizedName, ProjectPage
-from .parse import ParseError, parse_project_list, parse_project_page
+from .parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 
 log = logging.getLogger("pypi_proxy.upstream")
 T = TypeVar("T")
@@ -92,6 +94,9 @@ class UpstreamClient:
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
             for u in config.upstreams
         }
+        self._flat = frozenset().union(*(u.flat for u in config.upstreams))
+        self._listings: dict[str, tuple[float, dict[NormalizedName, ProjectPage]]] = {}
+        self._listing_flights: SingleFlight[dict[NormalizedName, ProjectPage]] = SingleFlight()
         context = ssl.create_default_context(
             cafile=str(config.ca_bundle) if config.ca_bundle else None
         )
@@ -111,6 +116,7 @@ class UpstreamClient:
         )
 
     async def aclose(self) -> None:
+        await self._listing_flights.aclose()
         await self._http.aclose()
 
     # -- index pages ---------------------------------------------------------------------
@@ -137,6 +143,9 @@ class UpstreamClient:
         return None
 
     async def _mirror_page(self, mirror: MirrorHealth, name: NormalizedName) -> ProjectPage | None:
+        if mirror.url in self._flat:
+            page = (await self._listing(mirror)).get(name)
+            return dataclasses.replace(page, source=mirror.url) if page else None
         async with self._request(mirror, mirror.url + f"{name}/", {"Accept": PAGE_ACCEPT}) as r:
             if r.status_code in NOT_FOUND:
                 return None
@@ -147,12 +156,37 @@ class UpstreamClient:
                 raise self._failed(mirror, f"unparseable page: {exc}") from None
         return dataclasses.replace(page, source=mirror.url)
 
+    async def _listing(self, mirror: MirrorHealth) -> dict[NormalizedName, ProjectPage]:
+        """A flat mirror's one page, parsed, kept for the page TTL: every project asks it."""
+        fetched, listing = self._listings.get(mirror.url, (0.0, {}))
+        if self._clock() - fetched < self._config.page_ttl:
+            return listing
+        return await self._listing_flights.run(mirror.url, partial(self._fetch_listing, mirror))
+
+    async def _fetch_listing(self, mirror: MirrorHealth) -> dict[NormalizedName, ProjectPage]:
+        async with self._request(mirror, mirror.url, {"Accept": "text/html"}) as response:
+            if response.status_code in NOT_FOUND:
+                raise self._failed(mirror, f"HTTP {response.status_code} for its listing")
+            body = await self._body(mirror, response)
+            try:
+                listing = await _parse(parse_flat_listing, body, str(response.url))
+            except ParseError as exc:
+                raise self._failed(mirror, f"unparseable listing: {exc}") from None
+        self._listings[mirror.url] = (self._clock(), listing)
+        return listing
+
     async def project_names(self, upstream: Upstream) -> set[NormalizedName]:
         failures = []
         for mirror in self.health[upstream.name]:
             if not mirror.available(self._clock()):
                 failures.append(f"{mirror.url}: skipped (circuit open)")
                 continue
+            if mirror.url in self._flat:
+                try:
+                    return set(await self._listing(mirror))
+                except _MirrorFailed as exc:
+                    failures.append(f"{mirror.url}: {exc}")
+                    continue
             try:
                 async with self._request(mirror, mirror.url, {"Accept": PAGE_ACCEPT}) as r:
                     if r.status_code in NOT_FOUND:

@@ -94,6 +94,14 @@ def _with(**extra: Any) -> dict[str, Any]:
         ),
         (_with(routes=[]), "routes: empty"),
         (
+            {"upstreams": {"p": {"mirrors": [{"url": "https://x.test/", "kind": "ftp"}]}}},
+            "upstreams.p.mirrors[0].kind: expected simple or flat, got 'ftp'",
+        ),
+        (
+            {"upstreams": {"p": {"mirrors": [{"kind": "flat"}]}}},
+            "upstreams.p.mirrors[0].url: expected a non-empty string",
+        ),
+        (
             _with(routes=[{"projects": ["*"], "upstreams": ["pypi"], "strategy": "all"}]),
             "routes[0].strategy: expected one of first, union, got 'all'",
         ),
@@ -120,6 +128,15 @@ def test_errors_name_the_key_path(data: Any, message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(data)
     assert message in str(raised.value)
+
+
+def test_flat_mirrors_keep_their_url_as_given() -> None:
+    listing = "https://m.test/whl/torch_stable.html"
+    config = parse_config(
+        {"upstreams": {"p": {"mirrors": [{"url": listing, "kind": "flat"}, "https://t.test/x"]}}}
+    )
+    assert config.upstreams[0].mirrors == (listing, "https://t.test/x/")
+    assert config.upstreams[0].flat == {listing}
 
 
 def test_indexes_with_the_default_first() -> None:
