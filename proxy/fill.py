@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pypi_proxy.fill")
 
 CHUNK = 1024 * 1024
+# Files up to this size reach clients only once verified; larger ones stream as they arrive.
+VERIFIED_FIRST = 1024 * 1024
 # Requests one fill makes to a source that keeps breaking off, before it tries the next.
 ATTEMPTS_PER_SOURCE = 3
 # Reading a wheel's metadata by ranges: at least this many bytes a request, this many rounds.
@@ -90,9 +92,11 @@ class Fill:
 
     def _readable(self) -> int:
         """How far clients may read now: everything written, except the last byte of the
-        file until it is verified (with the size unknown, any byte may be the last)."""
+        file until it is verified (with the size unknown, any byte may be the last). A small
+        file is held back whole until then: it takes no time to arrive, and a client that
+        unpacks while it downloads (uv) then never sees a byte that turns out to be bad."""
         if self.size is not None:
-            return min(self.written, self.size - 1)
+            return 0 if self.size <= VERIFIED_FIRST else min(self.written, self.size - 1)
         return max(self.written - 1, 0)
 
     async def wait(self) -> Path:
@@ -360,15 +364,18 @@ class Fills:
     async def _fetch_metadata(
         self, upstream: Upstream, page: ProjectPage, link: FileLink, expected: str | None
     ) -> Path:
-        data = await self._upstream_metadata(upstream, page, link, expected)
+        data = None
+        if link.metadata_sha256 is not None:  # the upstream offers its own
+            data = await self._upstream_metadata(upstream, page, link, expected)
         if data is None:
             data = await self._metadata_from_wheel(upstream, page, link)
         sha256 = hashlib.sha256(data).hexdigest()
         if expected and sha256 != expected:
             raise UpstreamError(f"{link.filename}: no metadata matching the advertised hash")
         path = await anyio.to_thread.run_sync(self._store.put, data, sha256)
-        if not expected:
+        if not expected:  # learned: pages offer it with its hash from now on
             self._db.set(("metadata", link.url), sha256)
+            self._db.incr(LEARNED, default=0)
         return path
 
     async def _upstream_metadata(

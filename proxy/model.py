@@ -53,10 +53,10 @@ class FileLink:
 
     @property
     def offers_metadata(self) -> bool:
-        """Whether clients are offered `<file>.metadata` (PEP 658): for wheels whose upstream
-        offers it, since the proxy can always serve those (out of the wheel itself, if the
-        upstream's turns out to be missing). Clients fail hard on an offer not kept."""
-        return self.metadata_sha256 is not None and self.filename.endswith(".whl")
+        """Whether clients are offered `<file>.metadata` (PEP 658): for every wheel, since the
+        proxy can always serve it (the upstream's, or read out of the wheel); for no other
+        file, where an offer not kept would fail the client hard."""
+        return self.filename.endswith(".whl")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None and v is not False}

@@ -24,7 +24,7 @@ import diskcache
 from .config import Config, Index, Upstream
 from .flight import SingleFlight
 from .merge import union
-from .model import NormalizedName, ProjectPage
+from .model import FileLink, NormalizedName, ProjectPage
 from .render import Format, Rendered, render_project
 from .routing import route_for
 from .upstream import UpstreamClient, UpstreamError
@@ -162,22 +162,24 @@ class PageCache:
         return cast(Entry[ProjectPage], merged)
 
     async def rendered(self, found: ProjectFound, fmt: Format) -> Rendered:
-        """A project page's body, with the sha256 of files listed without one (nightly pages
-        of the PyTorch index) that the proxy computed when it downloaded them."""
+        """A project page's body, with what the proxy learned itself: the sha256 of files
+        listed without one (nightly pages of the PyTorch index), computed when it downloaded
+        them, and of the metadata it read out of wheels."""
         return await found.entry.rendered(fmt, self._render, self._db.get(LEARNED, 0))
 
     def _render(self, page: ProjectPage, fmt: Format) -> Rendered:
-        if any(link.sha256 is None for link in page.files):
-            page = dataclasses.replace(
-                page,
-                files=tuple(
-                    link
-                    if link.sha256
-                    else dataclasses.replace(link, sha256=self._db.get(("sha256", link.url)))
-                    for link in page.files
-                ),
-            )
-        return render_project(page, fmt)
+        return render_project(
+            dataclasses.replace(page, files=tuple(map(self._learned, page.files))), fmt
+        )
+
+    def _learned(self, link: FileLink) -> FileLink:
+        if link.sha256 is None:
+            link = dataclasses.replace(link, sha256=self._db.get(("sha256", link.url)))
+        if not link.metadata_sha256 and link.offers_metadata:
+            metadata = self._db.get(("metadata", link.url))
+            if metadata is not None:
+                link = dataclasses.replace(link, metadata_sha256=metadata)
+        return link
 
     async def project_list(self, index: Index) -> Found[set[NormalizedName]]:
         """Every project name the upstreams of the index's routes know."""

@@ -165,8 +165,14 @@ def test_metadata_files_are_proxied_verified_and_cached(world: World, client: ht
     assert first.status_code == 200 and first.content == WITH_METADATA.metadata
     assert client.get(url).content == WITH_METADATA.metadata
     assert world.mirror.count(".metadata") == 1
-    # Files whose upstream offers no metadata get no metadata file either (yet).
-    assert client.get(f"/files/tinylib/{TINYLIB.filename}.metadata").status_code == 404
+    # A wheel whose upstream offers no metadata file gets one all the same, read out of it
+    # (its end only); pages then offer it with its hash.
+    html = client.get("/simple/tinylib/", headers={"Accept": "text/html"}).text
+    assert 'data-core-metadata="true"' in html
+    assert client.get(f"/files/tinylib/{TINYLIB.filename}.metadata").content == TINYLIB.metadata
+    assert world.mirror.count(f"{TINYLIB.filename}.metadata") == 0
+    html = client.get("/simple/tinylib/", headers={"Accept": "text/html"}).text
+    assert f'data-core-metadata="sha256={TINYLIB.metadata_sha256}"' in html
 
 
 def test_advertised_metadata_that_the_upstream_lacks_is_read_from_the_wheel(
