@@ -24,6 +24,11 @@ def _bytes_of_the_wheel(world: World) -> int:
     return sum(r.bytes_sent for r in world.mirror.requests if wheel(r))
 
 
+def _pip_dry_run(index: str, tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "pip", "install", "--dry-run", "--no-cache-dir",
+            "--index-url", index, "--target", str(tmp_path / "t"), "hugetorch"]  # fmt: skip
+
+
 @pytest.fixture
 def stocked(world: World) -> World:
     world.mirror.add(HUGE)  # no metadata file offered upstream
@@ -34,11 +39,11 @@ def test_pip_and_uv_resolve_a_huge_wheel_from_its_end(
     stocked: World, proxy: str, tmp_path: Path
 ) -> None:
     index = f"{proxy}/simple/"
-    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-cache-dir",
-           "--index-url", index, "--target", str(tmp_path / "t"), "hugetorch"]  # fmt: skip
+    pip = _pip_dry_run(index, tmp_path)
     out = run(*pip)
     assert "Would install hugetorch-2.5.0 tinylib-1.1" in out
     first = _bytes_of_the_wheel(stocked)
+    print(f"\nbytes of the 300 MB wheel read to resolve it: {first}")
     assert 0 < first < 2 * 1024 * 1024  # its end, not its 300 MB
 
     # The page now offers the metadata with its hash, which both clients check.
@@ -55,9 +60,7 @@ def test_pip_and_uv_resolve_a_huge_wheel_from_its_end(
 def test_clients_check_the_metadata_hash_the_proxy_offers(
     stocked: World, proxy: str, tmp_path: Path
 ) -> None:
-    index = f"{proxy}/simple/"
-    pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-cache-dir",
-           "--index-url", index, "--target", str(tmp_path / "t"), "hugetorch"]  # fmt: skip
+    pip = _pip_dry_run(f"{proxy}/simple/", tmp_path)
     run(*pip)  # the proxy reads the metadata and learns its hash
     sha = HUGE.metadata_sha256
     stored = stocked.cache_dir / "files" / sha[:2] / sha[2:4] / sha
