@@ -19,11 +19,15 @@ from starlette.applications import Starlette
 from .app import create_app, pip_ini
 from .config import Config, ConfigError, default_config_path, load_config
 from .locks import CROSS_PROCESS
+from .model import InvalidName, normalize
+from .routing import explain
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "routes":
+        return _routes(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -106,7 +110,33 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes sharing the cache (each file is still downloaded once)",
     )
+    routes = commands.add_parser("routes", help="show which upstreams a project resolves to")
+    routes.add_argument("project", nargs="+")
+    routes.add_argument("--config", type=Path, default=None, help="YAML config file")
+    routes.add_argument("--index", help="the index (profile) to ask (default: the default one)")
     return parser
+
+
+def _routes(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config or default_config_path())
+    except ConfigError as exc:
+        print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
+        return 2
+    index = config.indexes[0] if args.index is None else config.index(args.index)
+    if index is None:
+        known = ", ".join(i.name for i in config.indexes)
+        print(
+            f"pypi-proxy: --index: no index named {args.index!r} (known: {known})", file=sys.stderr
+        )
+        return 2
+    print(f"index {index.name!r}:")
+    for raw in args.project:
+        try:
+            print("  " + explain(index.routes, normalize(raw)))
+        except InvalidName as exc:
+            print(f"  {raw}: {exc}")
+    return 0
 
 
 def _serve_config(args: argparse.Namespace) -> Config:

@@ -98,3 +98,25 @@ def test_serve_prints_the_index_url_and_a_pip_ini_and_serves(world: World, tmp_p
     parser.read_string("\n".join(ini.splitlines()[:3]))
     assert parser["global"]["index-url"] == f"http://127.0.0.1:{port}/simple/"
     assert parser["global"]["trusted-host"] == "127.0.0.1"
+
+
+def test_routes_tells_which_upstreams_a_project_resolves_to_and_why() -> None:
+    result = subprocess.run(
+        [*COMMAND, "routes", "torch", "Numpy", "bad name!", "--index", "cu118"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "index 'cu118':"
+    assert lines[1].startswith("  torch: routes[0] (matches 'torch'): pytorch-cu118;")
+    assert lines[2].startswith("  numpy: routes[1] (matches '*'): pypi then pytorch-cu118;")
+    assert "not a valid project name" in lines[3]
+    wrong = subprocess.run(
+        [*COMMAND, "routes", "torch", "--index", "cu999"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert wrong.returncode == 2 and "no index named 'cu999'" in wrong.stderr

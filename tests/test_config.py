@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,10 @@ def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump(MINIMAL))
     assert load_config(good).upstreams[0].name == "pypi"
+
+
+def test_the_commented_mirror_presets_parse_once_uncommented() -> None:
+    text = default_config_path().read_text()
+    uncommented = re.sub(r"(?m)^(\s+)# (- https://\S+)", r"\1\2", text)
+    config = parse_config(yaml.safe_load(uncommented))
+    assert len(config.upstream("pypi").mirrors) == 7
