@@ -15,6 +15,7 @@ import anyio
 import diskcache
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
@@ -30,6 +31,8 @@ from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
 from .memory import return_large_buffers_to_the_os
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import Metrics, MetricsMiddleware
 from .model import FileLink, InvalidName, NormalizedName, normalize
 from .pages import PageCache, ProjectFound
 from .render import Format, Rendered, negotiate, render_project_list
@@ -50,6 +53,8 @@ class Services:
 
 
 def create_app(config: Config) -> Starlette:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         return_large_buffers_to_the_os()
@@ -59,9 +64,10 @@ def create_app(config: Config) -> Starlette:
         removed = store.clean(locks)
         if removed:
             log.info("removed %d partial downloads left by an earlier run", removed)
-        client = UpstreamClient(config)
+        client = UpstreamClient(config, metrics)
         with diskcache.Cache(str(config.cache_dir / "index")) as db:
             fills = Fills(store, db, client, locks)
+            metrics.watch(fills.in_flight, store.usage)
             services = Services(client, PageCache(config, db, client), fills)
             app.state.services = services
             try:
@@ -79,6 +85,9 @@ def create_app(config: Config) -> Starlette:
             f"</head><body><h1>pypi-proxy</h1><p>Index URL: <code>{escape(index)}</code></p>"
             f"<pre>{escape(pip_ini(index))}</pre></body></html>"
         )
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def health(request: Request) -> Response:
         """Serving, and how each upstream mirror is doing."""
@@ -160,6 +169,7 @@ def create_app(config: Config) -> Starlette:
     routes = [
         Route("/", home),
         Route("/-/health", health),
+        Route("/metrics", prometheus),
     ]
     # The default index at /simple/, every index (the default too) at /<name>/simple/.
     for prefix in ("", "/{index}"):
@@ -173,6 +183,7 @@ def create_app(config: Config) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         exception_handlers={
             UpstreamError: upstream_unavailable,
             NotFoundUpstream: upstream_missing,

@@ -185,6 +185,9 @@ class Fills:
             self._store.touch(path)
         return path
 
+    def in_flight(self) -> int:
+        return len(self._active)
+
     def under_way(self, link: FileLink) -> bool:
         return file_key(link) in self._active
 

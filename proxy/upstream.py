@@ -29,6 +29,7 @@ import httpx
 from .config import Config, Upstream
 from .flight import SingleFlight
 from .health import MirrorHealth, State
+from .metrics import Metrics
 from .model import FileLink, NormalizedName, ProjectPage
 from .parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 
@@ -87,8 +88,14 @@ class Download:
 
 
 class UpstreamClient:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: Config,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self.health = {
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
@@ -313,6 +320,7 @@ class UpstreamClient:
     async def _mapped(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
         try:
             async for chunk in response.aiter_raw():
+                self._metrics.fetched_bytes.inc(len(chunk))
                 yield chunk
         except httpx.HTTPError as exc:
             timeout = isinstance(exc, httpx.TimeoutException)
@@ -364,6 +372,7 @@ class UpstreamClient:
         if mirror.state is State.OPEN:
             log.info("mirror %s answers again: circuit closed", mirror.url)
         mirror.succeeded(latency)
+        self._metrics.upstream_latency.labels(mirror.url).observe(latency)
 
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""
@@ -378,6 +387,7 @@ class UpstreamClient:
         retry_after: float | None = None,
     ) -> _MirrorFailed:
         log.warning("mirror %s: %s", mirror.url, reason)
+        self._metrics.upstream_errors.labels(mirror.url).inc()
         if mirror.failed(reason, self._clock(), severe=severe, retry_after=retry_after):
             log.warning(
                 "mirror %s: circuit open after %d failure(s); next probe in %.1f s",
