@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from html import escape
-from urllib.parse import urlsplit
 
 import anyio
 import diskcache
@@ -26,6 +25,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
+from .clients import pip_ini
 from .config import Config, Index
 from .files import cached_response, file_response
 from .fill import Fills
@@ -189,12 +189,6 @@ def create_app(config: Config) -> Starlette:
             NotFoundUpstream: upstream_missing,
         },
     )
-
-
-def pip_ini(index_url: str) -> str:
-    """The `pip.ini` / `pip.conf` block for this index; plain http needs `trusted-host`."""
-    host = urlsplit(index_url).hostname or ""
-    return f"[global]\nindex-url = {index_url}\ntrusted-host = {host}\n"
 
 
 def _services(request: Request) -> Services:

@@ -16,7 +16,8 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from .app import create_app, pip_ini
+from .app import create_app
+from .clients import SYSTEMS, client_setup, pip_ini
 from .config import Config, ConfigError, default_config_path, load_config
 from .locks import CROSS_PROCESS
 from .model import InvalidName, normalize
@@ -28,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "routes":
         return _routes(args)
+    if args.command == "client-config":
+        return _client_config(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -114,7 +117,37 @@ def _parser() -> argparse.ArgumentParser:
     routes.add_argument("project", nargs="+")
     routes.add_argument("--config", type=Path, default=None, help="YAML config file")
     routes.add_argument("--index", help="the index (profile) to ask (default: the default one)")
+    setup = commands.add_parser("client-config", help="print how to point clients at the proxy")
+    setup.add_argument("--os", choices=SYSTEMS, default=_this_system(), help="client system")
+    setup.add_argument("--url", help="the index URL clients use (default: from the config)")
+    setup.add_argument("--index", help="the index (profile) to set up (default: the default one)")
+    setup.add_argument("--config", type=Path, default=None, help="YAML config file")
     return parser
+
+
+def _this_system() -> str:
+    return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
+
+
+def _client_config(args: argparse.Namespace) -> int:
+    url = args.url
+    if url is None:
+        try:
+            config = load_config(args.config or default_config_path())
+        except ConfigError as exc:
+            print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
+            return 2
+        if args.index is not None and config.index(args.index) is None:
+            known = ", ".join(i.name for i in config.indexes)
+            print(
+                f"pypi-proxy: --index: no index named {args.index!r} (known: {known})",
+                file=sys.stderr,
+            )
+            return 2
+        path = f"/{args.index}/simple/" if args.index else "/simple/"
+        url = _index_urls(config, path)[0]
+    print(client_setup(url, args.os), end="")
+    return 0
 
 
 def _routes(args: argparse.Namespace) -> int:
@@ -151,9 +184,13 @@ def _serve_config(args: argparse.Namespace) -> Config:
     )
 
 
-def _banner(config: Config) -> str:
+def _index_urls(config: Config, path: str = "/simple/") -> list[str]:
     hosts = _lan_addresses() if config.host in ("0.0.0.0", "::", "") else [config.host]
-    urls = [f"http://{h}:{config.port}/simple/" for h in hosts]
+    return [f"http://{h}:{config.port}{path}" for h in hosts]
+
+
+def _banner(config: Config) -> str:
+    urls = _index_urls(config)
     lines = [f"pypi-proxy: serving on {config.host}:{config.port}, cache in {config.cache_dir}"]
     lines += ["Point clients at:"] + [f"  {url}" for url in urls]
     lines += ["", "pip.ini (Windows: %APPDATA%\\pip\\pip.ini) or pip.conf:", pip_ini(urls[0])]
