@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
 
 NormalizedName = NewType("NormalizedName", str)
 
@@ -28,6 +35,18 @@ def normalize(name: str) -> NormalizedName:
     if not _NORMALIZED.fullmatch(normalized):
         raise InvalidName(f"not a valid project name: {name!r}")
     return NormalizedName(normalized)
+
+
+def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
+    """The project and version a wheel's or sdist's filename names; None for other files."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, *_ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return NormalizedName(name), version
 
 
 Yanked = bool | str

@@ -16,14 +16,15 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
+from .model import (
+    FileLink,
+    InvalidName,
+    NormalizedName,
+    ProjectPage,
+    Yanked,
+    name_and_version,
+    normalize,
 )
-
-from .model import FileLink, InvalidName, NormalizedName, ProjectPage, Yanked, normalize
 
 
 class ParseError(ValueError):
@@ -48,19 +49,10 @@ def parse_flat_listing(body: bytes, url: str) -> dict[NormalizedName, ProjectPag
     file's project taken from its filename."""
     files: dict[NormalizedName, dict[str, FileLink]] = {}
     for link in _parse_html_files(body, url):
-        name = project_of(link.filename)
-        if name is not None:
-            files.setdefault(name, {}).setdefault(link.filename, link)
+        parsed = name_and_version(link.filename)
+        if parsed is not None:
+            files.setdefault(parsed[0], {}).setdefault(link.filename, link)
     return {name: ProjectPage(name, tuple(links.values())) for name, links in files.items()}
-
-
-def project_of(filename: str) -> NormalizedName | None:
-    try:
-        if filename.endswith(".whl"):
-            return NormalizedName(parse_wheel_filename(filename)[0])
-        return NormalizedName(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
 
 
 def parse_project_list(body: bytes) -> set[NormalizedName]:

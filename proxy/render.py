@@ -14,15 +14,9 @@ from enum import Enum
 from html import escape
 from urllib.parse import quote
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import Version
 
-from .model import FileLink, NormalizedName, ProjectPage
+from .model import FileLink, NormalizedName, ProjectPage, name_and_version
 
 API_VERSION = "1.1"
 
@@ -189,16 +183,7 @@ def versions(page: ProjectPage) -> list[str]:
     """PEP 700's `versions`: every version the files name, in ascending order."""
     found: dict[Version, str] = {}
     for link in page.files:
-        version = _version_of(link.filename)
-        if version is not None:
-            found.setdefault(version, str(version))
+        parsed = name_and_version(link.filename)
+        if parsed is not None:
+            found.setdefault(parsed[1], str(parsed[1]))
     return [found[v] for v in sorted(found)]
-
-
-def _version_of(filename: str) -> Version | None:
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        return parse_sdist_filename(filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
