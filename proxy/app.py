@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from html import escape
+from pathlib import Path
 
 import anyio
 import diskcache
@@ -25,18 +28,19 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .clients import pip_ini
 from .config import Config, Index
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
 from .memory import return_large_buffers_to_the_os
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import Metrics, MetricsMiddleware
+from .metrics import Metrics, is_file_route
 from .model import FileLink, InvalidName, NormalizedName, normalize
+from .observe import ObserveMiddleware
 from .pages import PageCache, ProjectFound
 from .render import Format, Rendered, negotiate, render_project_list
-from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError
+from .status import CacheFigures, Download, Snapshot, Traffic, render_status
+from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError, proxy_version
 
 log = logging.getLogger("pypi_proxy.app")
 
@@ -50,10 +54,12 @@ class Services:
     client: UpstreamClient
     pages: PageCache
     fills: Fills
+    store: BlobStore
 
 
 def create_app(config: Config) -> Starlette:
     metrics = Metrics()
+    started = time.monotonic()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -68,7 +74,7 @@ def create_app(config: Config) -> Starlette:
         with diskcache.Cache(str(config.cache_dir / "index")) as db:
             fills = Fills(store, db, client, locks)
             metrics.watch(fills.in_flight, store.usage)
-            services = Services(client, PageCache(config, db, client), fills)
+            services = Services(client, PageCache(config, db, client), fills, store)
             app.state.services = services
             try:
                 yield
@@ -79,20 +85,48 @@ def create_app(config: Config) -> Starlette:
                 locks.close()
 
     async def home(request: Request) -> Response:
-        index = str(request.url_for("root_index"))
-        return HTMLResponse(
-            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>pypi-proxy</title>'
-            f"</head><body><h1>pypi-proxy</h1><p>Index URL: <code>{escape(index)}</code></p>"
-            f"<pre>{escape(pip_ini(index))}</pre></body></html>"
+        services = _services(request)
+        store = services.store
+        files, used = store.totals()
+        base = str(request.base_url).rstrip("/")
+        snapshot = Snapshot(
+            version=proxy_version(),
+            uptime=time.monotonic() - started,
+            mirrors=services.client.report(),
+            cache=CacheFigures(
+                files, used, store.max_size, shutil.disk_usage(store.files).free, store.min_free
+            ),
+            traffic=_traffic(metrics),
+            downloads=[Download(f.filename, f.written, f.size) for f in services.fills.downloads()],
+            indexes=[
+                (index.name, f"{base}/{index.name + '/' if i else ''}simple/")
+                for i, index in enumerate(config.indexes)
+            ],
         )
+        return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def health(request: Request) -> Response:
-        """Serving, and how each upstream mirror is doing."""
-        upstreams = _services(request).client.report()
-        return JSONResponse({"status": "ok", "pid": os.getpid(), "upstreams": upstreams})
+        """200 while the proxy can serve; 503 when it cannot write its cache. Upstreams
+        that are all down make it "degraded" but still serving: what is cached still is."""
+        services = _services(request)
+        upstreams = services.client.report()
+        problems = [
+            f"upstream {name}: every mirror is down"
+            for name, mirrors in upstreams.items()
+            if all(m["state"] != "closed" for m in mirrors)
+        ]
+        writable = await anyio.to_thread.run_sync(_writable, services.store.tmp)
+        if writable is not None:
+            problems.insert(0, f"cache not writable: {writable}")
+        status = "unavailable" if writable else "degraded" if problems else "ok"
+        return JSONResponse(
+            {"status": status, "problems": problems, "pid": os.getpid(), "upstreams": upstreams},
+            status_code=503 if writable else 200,
+            headers={"Cache-Control": "no-store"},
+        )
 
     def index_of(request: Request) -> Index:
         """The index a request is for: `/<name>/simple/...`, or the default `/simple/...`."""
@@ -183,12 +217,42 @@ def create_app(config: Config) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(ObserveMiddleware, metrics=metrics)],
         exception_handlers={
             UpstreamError: upstream_unavailable,
             NotFoundUpstream: upstream_missing,
         },
     )
+
+
+def _traffic(metrics: Metrics) -> Traffic:
+    def answers(kind: str, result: str | None = None) -> int:
+        return int(
+            metrics.total(
+                "pypi_proxy_cache_results_total",
+                lambda labels: labels["kind"] == kind and result in (None, labels["result"]),
+            )
+        )
+
+    return Traffic(
+        file_hits=answers("file", "HIT"),
+        file_answers=answers("file"),
+        page_hits=answers("page", "HIT"),
+        page_answers=answers("page"),
+        served=int(metrics.total("pypi_proxy_sent_bytes_total", is_file_route)),
+        fetched=int(metrics.total("pypi_proxy_upstream_bytes_total")),
+    )
+
+
+def _writable(directory: Path) -> str | None:
+    """Why files cannot be written in this directory now; None when they can."""
+    probe = directory / f"health-{uuid.uuid4().hex}.put"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _services(request: Request) -> Services:

@@ -37,7 +37,8 @@ class BlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.max_size = max_size
         self.min_free = min_free
-        self._usage: int | None = None  # bytes in files/, as far as this process knows
+        # Files and bytes in files/, as far as this process knows (other processes add too).
+        self._totals: tuple[int, int] | None = None
 
     def path(self, sha256: str) -> Path:
         return self.files / sha256[:2] / sha256[2:4] / _checked(sha256)
@@ -55,9 +56,20 @@ class BlobStore:
             os.utime(path)
 
     def usage(self) -> int:
-        if self._usage is None:
-            self._usage = sum(size for _, size, _ in self._scan())
-        return self._usage
+        """Bytes of the files in the store."""
+        return self.totals()[1]
+
+    def totals(self) -> tuple[int, int]:
+        """How many files the store holds, and their bytes."""
+        if self._totals is None:
+            files = self._scan()
+            self._totals = len(files), sum(size for _, size, _ in files)
+        return self._totals
+
+    def _added(self, path: Path, existed: bool) -> None:
+        if self._totals is not None and not existed:
+            count, usage = self._totals
+            self._totals = count + 1, usage + path.stat().st_size
 
     def has_room(self, size: int) -> bool:
         """Whether a file of `size` bytes fits now, without evicting anything."""
@@ -72,7 +84,7 @@ class BlobStore:
         files = sorted(self._scan())
         usage = sum(size for _, size, _ in files)
         free = shutil.disk_usage(self.files).free
-        freed = 0
+        freed = removed = 0
         for _, size, path in files:
             over = self.max_size is not None and usage - freed + room > self.max_size
             if not over and free + freed - room >= self.min_free:
@@ -84,8 +96,9 @@ class BlobStore:
             except OSError:
                 continue
             freed += size
+            removed += 1
             log.info("evicted %s (%d bytes)", path.name, size)
-        self._usage = usage - freed
+        self._totals = len(files) - removed, usage - freed
         return freed
 
     def _scan(self) -> list[tuple[float, int, Path]]:
@@ -132,10 +145,10 @@ class BlobStore:
         """Move a verified, fsynced part file to its final name."""
         final = self.path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
+        existed = final.exists()
         _replace(self.part(key), final)
         (self.tmp / f"{key}.size").unlink(missing_ok=True)
-        if self._usage is not None:
-            self._usage += final.stat().st_size
+        self._added(final, existed)
         return final
 
     def put(self, data: bytes, sha256: str) -> Path:
@@ -147,7 +160,9 @@ class BlobStore:
             os.fsync(f.fileno())
         final = self.path(sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
+        existed = final.exists()
         _replace(scratch, final)
+        self._added(final, existed)
         return final
 
     def clean(self, locks: FileLocks) -> int:

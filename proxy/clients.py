@@ -1,10 +1,30 @@
-"""Setup for the clients of an index: pip (Windows, Linux, macOS), uv, Poetry and PDM."""
+"""Setup for the clients of an index: pip (Windows, Linux, macOS), uv, Poetry and PDM.
+
+One list of snippets feeds both `pypi-proxy client-config` (as text) and the status page (as
+blocks with a copy button each), so the two never disagree.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 SYSTEMS = ("windows", "linux", "macos")
+
+PIP_CONFIG_PATHS = {
+    "windows": r"%APPDATA%\pip\pip.ini",
+    "linux": "~/.config/pip/pip.conf",
+    "macos": "~/Library/Application Support/pip/pip.conf",
+}
+
+
+@dataclass(frozen=True)
+class Snippet:
+    key: str  # stable and unique per index: an HTML id on the status page
+    client: str  # "pip", "uv", ...
+    where: str  # where it goes: a file, or a shell
+    text: str
+    systems: tuple[str, ...] = SYSTEMS
 
 
 def pip_ini(index_url: str) -> str:
@@ -15,46 +35,43 @@ def pip_ini(index_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def snippets(index_url: str) -> list[Snippet]:
+    """Every way to point a client at this index, for every system."""
+    ini = pip_ini(index_url)
+    host = urlsplit(index_url).hostname
+    pip_set = f"pip config set global.index-url {index_url}\n"
+    if "trusted-host" in ini:
+        pip_set += f"pip config set global.trusted-host {host}\n"
+    powershell = (
+        r'New-Item -Force -ItemType Directory "$env:APPDATA\pip" | Out-Null; '
+        rf'Set-Content -Path "$env:APPDATA\pip\pip.ini" -Value "{ini.replace(chr(10), "`r`n")}"'
+        "\n"
+    )
+    uv = f'[[index]]\nurl = "{index_url}"\ndefault = true\n'
+    unix = ("linux", "macos")
+    return [
+        Snippet("pip-windows", "pip", f"in {PIP_CONFIG_PATHS['windows']}", ini, ("windows",)),
+        Snippet("pip-powershell", "pip", "or in PowerShell, once", powershell, ("windows",)),
+        Snippet("pip-linux", "pip", f"in {PIP_CONFIG_PATHS['linux']}", ini, ("linux",)),
+        Snippet("pip-macos", "pip", f"in {PIP_CONFIG_PATHS['macos']}", ini, ("macos",)),
+        Snippet("pip-config", "pip", "or with pip itself", pip_set),
+        Snippet("uv-windows", "uv", r"in %APPDATA%\uv\uv.toml", uv, ("windows",)),
+        Snippet("uv", "uv", "in ~/.config/uv/uv.toml", uv, unix),
+        Snippet(
+            "poetry",
+            "Poetry",
+            "in the project",
+            f"poetry source add --priority=primary lan {index_url}\n",
+        ),
+        Snippet("pdm", "PDM", "once", f"pdm config pypi.url {index_url}\n"),
+    ]
+
+
 def client_setup(index_url: str, system: str) -> str:
     """Copy-paste setup, as text, for every client on one operating system."""
-    ini = pip_ini(index_url)
-    if system == "windows":
-        path = r"%APPDATA%\pip\pip.ini"
-        body = ini.replace("\n", "`r`n")
-        pip = [
-            f"pip, in {path}:",
-            ini,
-            "or in PowerShell, once:",
-            r'New-Item -Force -ItemType Directory "$env:APPDATA\pip" | Out-Null; '
-            rf'Set-Content -Path "$env:APPDATA\pip\pip.ini" -Value "{body}"',
-        ]
-    else:
-        path = (
-            "~/.config/pip/pip.conf"
-            if system == "linux"
-            else "~/Library/Application Support/pip/pip.conf"
-        )
-        pip = [f"pip, in {path}:", ini]
-    pip += ["", "or with pip itself:", f"pip config set global.index-url {index_url}"]
-    if "trusted-host" in ini:
-        pip.append(f"pip config set global.trusted-host {urlsplit(index_url).hostname}")
-    uv_path = r"%APPDATA%\uv\uv.toml" if system == "windows" else "~/.config/uv/uv.toml"
-    return (
-        "\n".join(
-            [
-                *pip,
-                "",
-                f"uv, in {uv_path} (or as [[tool.uv.index]] in pyproject.toml):",
-                "[[index]]",
-                f'url = "{index_url}"',
-                "default = true",
-                "",
-                "Poetry:",
-                f"poetry source add --priority=primary lan {index_url}",
-                "",
-                "PDM:",
-                f"pdm config pypi.url {index_url}",
-            ]
-        )
-        + "\n"
-    )
+    blocks = []
+    for snippet in snippets(index_url):
+        if system in snippet.systems:
+            note = " (or as [[tool.uv.index]] in pyproject.toml)" if snippet.client == "uv" else ""
+            blocks.append(f"{snippet.client}, {snippet.where}{note}:\n{snippet.text}")
+    return "\n".join(blocks)

@@ -188,6 +188,10 @@ class Fills:
     def in_flight(self) -> int:
         return len(self._active)
 
+    def downloads(self) -> list[Fill]:
+        """The downloads under way in this process."""
+        return list(self._active.values())
+
     def under_way(self, link: FileLink) -> bool:
         return file_key(link) in self._active
 

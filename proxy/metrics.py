@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,38 +51,29 @@ class Metrics:
         self.fills.set_function(fills)
         self.cache_bytes.set_function(cache_bytes)
 
+    def record(self, route: str, status: int, sent: int, cache: str) -> None:
+        """One HTTP answer, by route template: a label per project would have no end."""
+        self.requests.labels(route, str(status)).inc()
+        self.sent_bytes.labels(route).inc(sent)
+        if cache:
+            self.cache.labels(kind(route), cache).inc()
+
+    def total(self, metric: str, where: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
+        """The sum of a metric's samples (`..._total` for a counter) whose labels pass `where`."""
+        return sum(
+            sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name == metric and where(sample.labels)
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class MetricsMiddleware:
-    """Counts every HTTP answer by route template, status and X-Cache, and its body bytes."""
+def is_file_route(labels: dict[str, str]) -> bool:
+    return kind(labels["route"]) == "file"
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status, cache, sent = 0, "", 0
-
-        async def counting_send(message: Message) -> None:
-            nonlocal status, cache, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                cache = dict(message.get("headers", [])).get(b"x-cache", b"").decode()
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
-            # The route's template, not the path: a label per project would have no end.
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(route, str(status or 500)).inc()
-            self.metrics.sent_bytes.labels(route).inc(sent)
-            if cache:
-                kind = "file" if "/files/" in route else "page"
-                self.metrics.cache.labels(kind, cache).inc()
+def kind(route: str) -> str:
+    return "file" if "/files/" in route else "page"

@@ -47,11 +47,15 @@ NOT_FOUND = frozenset({403, 404, 410})
 _PARSE_INLINE_LIMIT = 256 * 1024
 
 
-def user_agent() -> str:
+def proxy_version() -> str:
     try:
-        return f"pypi-proxy/{version('pypi-proxy')}"
+        return version("pypi-proxy")
     except PackageNotFoundError:
-        return "pypi-proxy/dev"
+        return "dev"
+
+
+def user_agent() -> str:
+    return f"pypi-proxy/{proxy_version()}"
 
 
 class UpstreamError(Exception):

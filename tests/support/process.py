@@ -24,10 +24,14 @@ def free_port() -> int:
 
 @contextmanager
 def proxy_process(
-    config: dict[str, Any], workdir: Path, *extra: str, cache_dir: Path | None = None
+    config: dict[str, Any],
+    workdir: Path,
+    *extra: str,
+    cache_dir: Path | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`pypi-proxy serve` on a free port with this config; yields the process and base URL
-    once it answers, and stops it on the way out."""
+    once it answers, and stops it on the way out. Its log (stderr) goes to `log`, if given."""
     path = workdir / f"proxy-{free_port()}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -35,7 +39,8 @@ def proxy_process(
                "--host", "127.0.0.1", "--port", str(port), *extra]  # fmt: skip
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -55,6 +60,8 @@ def proxy_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if log:
+            stderr.close()
 
 
 def rss_bytes(pid: int) -> int:

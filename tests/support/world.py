@@ -54,6 +54,8 @@ class World:
                 {"projects": ["*"], "upstreams": ["pypi", "pytorch"]},
             ],
         }
+        if "indexes" in overrides:
+            del data["routes"]  # each index brings its own
         data.update(overrides)
         return parse_config(data)
 
