@@ -354,8 +354,10 @@ class UpstreamClient:
             if status not in (200, 206) and status not in NOT_FOUND:
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 raise self._failed(mirror, f"HTTP {status}", retry_after=retry_after)
-            if response.headers.get("content-encoding", "identity") != "identity":
-                # A wheel is compressed already; a re-encoded body would not hash right.
+            encoded = response.headers.get("content-encoding", "identity") != "identity"
+            if encoded and headers.get("Accept-Encoding") == "identity":
+                # File bytes are read raw, by offset: an encoded body would not hash right.
+                # Pages and `.metadata` files may come compressed; httpx decodes them.
                 raise self._failed(mirror, "unexpected Content-Encoding")
             latency = self._clock() - started
             yield response

@@ -12,12 +12,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.middleware.gzip import GZipMiddleware
 from support.clients import install
 from support.process import proxy_process
+from support.servers import serve
 from support.upstream import FakeUpstream
 from support.waiting import wait_for
 from support.wheels import make_wheel
 from support.world import BIG, TINYLIB, World, stock
+
+from proxy import create_app
+from proxy.config import parse_config
 
 WANTED = ["tinyapp", "torch", "metapkg"]
 EXPECTED = {
@@ -243,3 +248,20 @@ def test_503_says_when_a_mirror_will_be_tried_again(world: World) -> None:
         response = httpx.get(f"{base}/simple/tinylib/")
     assert response.status_code == 503
     assert 15 <= int(response.headers["retry-after"]) <= 20
+
+
+def test_a_mirror_that_compresses_its_pages_is_used(tmp_path: Path) -> None:
+    """nginx with `gzip on` compresses pages for clients that accept it; files are asked for
+    uncompressed (they are read by byte offset and hashed as they come)."""
+    mirror = FakeUpstream()
+    stock(mirror)
+    with serve(GZipMiddleware(mirror, minimum_size=100), lifespan="auto") as base:
+        page = httpx.get(mirror.page_url(base, "tinylib"), headers={"Accept-Encoding": "gzip"})
+        assert page.headers["content-encoding"] == "gzip"  # the mirror does compress
+        config = parse_config({
+            "cache": {"dir": str(tmp_path / "cache")},
+            "upstreams": {"pypi": {"mirrors": [mirror.root_url(base)]}},
+        })  # fmt: skip
+        with serve(create_app(config)) as proxy:
+            installed = install("pip", f"{proxy}/simple/", tmp_path / "pip", "tinyapp")
+    assert installed == {"tinyapp": "1.0", "tinylib": "1.1"}
