@@ -10,6 +10,7 @@ in `tmp/<key>.size`, where other worker processes can follow it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -62,7 +63,7 @@ class BlobStore:
     def totals(self) -> tuple[int, int]:
         """How many files the store holds, and their bytes."""
         if self._totals is None:
-            files = self._scan()
+            files = self.scan()
             self._totals = len(files), sum(size for _, size, _ in files)
         return self._totals
 
@@ -77,17 +78,18 @@ class BlobStore:
             return False
         return shutil.disk_usage(self.files).free - size >= self.min_free
 
-    def evict(self, room: int = 0, keep: Path | None = None) -> int:
+    def evict(self, room: int = 0, keep: Path | None = None, used_before: float = 0.0) -> int:
         """Remove least recently used files (but `keep`) until the store keeps its limits
-        with `room` bytes to spare; the bytes freed. A file that is being read stays readable
-        to its reader (POSIX), or is not removed (Windows)."""
-        files = sorted(self._scan())
+        with `room` bytes to spare, and every file last used before `used_before` (a time
+        stamp); the bytes freed. A file that is being read stays readable to its reader
+        (POSIX), or is not removed (Windows)."""
+        files = sorted(self.scan())
         usage = sum(size for _, size, _ in files)
         free = shutil.disk_usage(self.files).free
         freed = removed = 0
-        for _, size, path in files:
+        for used, size, path in files:
             over = self.max_size is not None and usage - freed + room > self.max_size
-            if not over and free + freed - room >= self.min_free:
+            if used >= used_before and not over and free + freed - room >= self.min_free:
                 break
             if path == keep:
                 continue
@@ -101,7 +103,18 @@ class BlobStore:
         self._totals = len(files) - removed, usage - freed
         return freed
 
-    def _scan(self) -> list[tuple[float, int, Path]]:
+    def verify(self, path: Path) -> bool | None:
+        """Whether a stored file still has the sha256 it is named by (None: gone meanwhile)."""
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        return digest.hexdigest() == path.name
+
+    def scan(self) -> list[tuple[float, int, Path]]:
         found = []
         for first in _subdirs(self.files):
             for second in _subdirs(first):

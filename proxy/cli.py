@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import socket
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from . import cache_admin, check, logs, prefetch
 from .app import create_app
 from .clients import SYSTEMS, client_setup, pip_ini
 from .config import Config, ConfigError, default_config_path, load_config
@@ -31,6 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _routes(args)
     if args.command == "client-config":
         return _client_config(args)
+    if args.command in _TOOLS:
+        try:
+            config = load_config(args.config or default_config_path())
+        except ConfigError as exc:
+            print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
+            return 2
+        code: int = _TOOLS[args.command].run(args, config)
+        return code
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -52,14 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, args.log_format)
     print(_banner(config), flush=True)
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "log_level": args.log_level,
+        # Logging is ours (one format for everything); the access log is the proxy's own,
+        # which knows the cache result and the bytes sent.
+        "log_config": None,
+        "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
     if args.workers == 1:
@@ -77,6 +87,7 @@ _WORKER_ARGS = "PYPI_PROXY_WORKER_ARGS"
 def worker_app() -> Starlette:
     """The app of one worker process under `--workers N` (all share the cache)."""
     args = argparse.Namespace(**json.loads(os.environ[_WORKER_ARGS]))
+    logs.configure(args.log_level, args.log_format)
     args.config = Path(args.config) if args.config else None
     args.cache_dir = Path(args.cache_dir) if args.cache_dir else None
     return create_app(_serve_config(args))
@@ -88,6 +99,8 @@ def _worker_args(args: argparse.Namespace) -> dict[str, Any]:
         "host": args.host,
         "port": args.port,
         "cache_dir": str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
     }
 
 
@@ -108,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text lines, or one JSON object per line (for a log collector)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -122,7 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--url", help="the index URL clients use (default: from the config)")
     setup.add_argument("--index", help="the index (profile) to set up (default: the default one)")
     setup.add_argument("--config", type=Path, default=None, help="YAML config file")
+    for name, tool in _TOOLS.items():
+        sub = commands.add_parser(name, help=tool.HELP, description=tool.__doc__)
+        sub.add_argument("--config", type=Path, default=None, help="YAML config file")
+        tool.add_arguments(sub)
     return parser
+
+
+# Commands that work on a loaded config: each module has HELP, add_arguments and run.
+_TOOLS = {"prefetch": prefetch, "cache": cache_admin, "check": check}
 
 
 def _this_system() -> str:
@@ -194,6 +221,7 @@ def _banner(config: Config) -> str:
     lines = [f"pypi-proxy: serving on {config.host}:{config.port}, cache in {config.cache_dir}"]
     lines += ["Point clients at:"] + [f"  {url}" for url in urls]
     lines += ["", "pip.ini (Windows: %APPDATA%\\pip\\pip.ini) or pip.conf:", pip_ini(urls[0])]
+    lines += [f"Status, and setup for every client: {urls[0].removesuffix('simple/')}"]
     return "\n".join(lines)
 
 

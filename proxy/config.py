@@ -153,25 +153,25 @@ def parse_config(data: Any) -> Config:
         host=_string(listen.get("host", defaults.host), "listen.host"),
         port=_port(listen.get("port", defaults.port), "listen.port"),
         cache_dir=_path(cache.get("dir", str(defaults.cache_dir)), "cache.dir"),
-        page_ttl=_duration(cache.get("page_ttl", defaults.page_ttl), "cache.page_ttl"),
-        stale_while_revalidate=_duration(
+        page_ttl=parse_duration(cache.get("page_ttl", defaults.page_ttl), "cache.page_ttl"),
+        stale_while_revalidate=parse_duration(
             cache.get("stale_while_revalidate", defaults.stale_while_revalidate),
             "cache.stale_while_revalidate",
         ),
-        stale_if_error=_duration(
+        stale_if_error=parse_duration(
             cache.get("stale_if_error", defaults.stale_if_error), "cache.stale_if_error"
         ),
-        max_size=_size(cache["max_size"], "cache.max_size") if "max_size" in cache else None,
-        min_free=_size(cache.get("min_free", defaults.min_free), "cache.min_free"),
-        connect_timeout=_duration(
+        max_size=parse_size(cache["max_size"], "cache.max_size") if "max_size" in cache else None,
+        min_free=parse_size(cache.get("min_free", defaults.min_free), "cache.min_free"),
+        connect_timeout=parse_duration(
             timeouts.get("connect", defaults.connect_timeout), "timeouts.connect", positive=True
         ),
-        first_byte_timeout=_duration(
+        first_byte_timeout=parse_duration(
             timeouts.get("first_byte", defaults.first_byte_timeout),
             "timeouts.first_byte",
             positive=True,
         ),
-        stall_timeout=_duration(
+        stall_timeout=parse_duration(
             timeouts.get("stall", defaults.stall_timeout), "timeouts.stall", positive=True
         ),
         ca_bundle=_path(tls["ca_bundle"], "tls.ca_bundle") if "ca_bundle" in tls else None,
@@ -194,10 +194,10 @@ def _circuit(spec: dict[str, Any]) -> Circuit:
     failures = spec.get("failures", default.failures)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
         raise ConfigError(f"circuit.failures: expected a whole number >= 1, got {failures!r}")
-    probe = _duration(
+    probe = parse_duration(
         spec.get("probe_interval", default.probe_interval), "circuit.probe_interval", positive=True
     )
-    cap = _duration(
+    cap = parse_duration(
         spec.get("max_probe_interval", default.max_probe_interval),
         "circuit.max_probe_interval",
         positive=True,
@@ -371,16 +371,16 @@ def _path(value: Any, path: str) -> Path:
     return Path(os.path.expandvars(text)).expanduser()
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def _duration(value: Any, path: str, *, positive: bool = False) -> float:
+def parse_duration(value: Any, path: str, *, positive: bool = False) -> float:
     """Seconds, from a number or a string such as `90s`, `10m`, `12h`, `7d`."""
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value)
         if match:
             seconds = float(match[1]) * _UNITS[match[2] or "s"]
     if seconds is None or seconds < 0 or (positive and seconds == 0):
@@ -395,7 +395,7 @@ _SIZE_UNITS = {
 }  # fmt: skip
 
 
-def _size(value: Any, path: str) -> int:
+def parse_size(value: Any, path: str) -> int:
     """Bytes, from a number or a string such as `500MB`, `200GB`, `1.5TiB`."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value

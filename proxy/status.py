@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 from .clients import SYSTEMS, Snippet, snippets
+from .humanize import duration, size
 
 
 @dataclass(frozen=True)
@@ -63,23 +64,6 @@ def render_status(snap: Snapshot) -> str:
             _index_setup(name, url, first=not i) for i, (name, url) in enumerate(snap.indexes)
         ),
     )
-
-
-def size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def duration(seconds: float) -> str:
-    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
-    if days >= 1:
-        return f"{days:.0f} d {hours % 24:.0f} h"
-    if hours >= 1:
-        return f"{hours:.0f} h {minutes % 60:.0f} min"
-    return f"{minutes:.0f} min" if minutes >= 1 else f"{seconds:.0f} s"
 
 
 def _ratio(part: int, whole: int) -> str:

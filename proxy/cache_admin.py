@@ -1,0 +1,152 @@
+"""`pypi-proxy cache stats | verify | prune`: look after the cache directory.
+
+Safe while the proxy runs on the same cache: stored files never change once written, a
+file removed while a client reads it stays readable to that client (POSIX), and the proxy
+downloads again whatever it no longer finds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import diskcache
+
+from .blobs import BlobStore
+from .config import Config, ConfigError, parse_duration, parse_size
+from .humanize import duration, size
+
+HELP = "what is cached; re-hash every file and drop corrupt ones; shrink the cache"
+T = TypeVar("T")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    stats = actions.add_parser("stats", help="what is cached, and how much room is left")
+    stats.add_argument("--top", type=int, default=20, help="list the N largest files (default 20)")
+    actions.add_parser("verify", help="re-hash every file, remove those that do not match")
+    prune = actions.add_parser(
+        "prune", help="remove files; with no option, down to the config's limits"
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_option(parse_duration),
+        metavar="AGE",
+        help="remove files last used longer ago than this (30d, 12h, 2w)",
+    )
+    prune.add_argument(
+        "--max-size",
+        type=_option(parse_size),
+        metavar="SIZE",
+        help="then remove the least recently used until the cache is at most this (50GB)",
+    )
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    root: Path = args.cache_dir.expanduser() if args.cache_dir else config.cache_dir
+    if not (root / "files").is_dir():
+        print(f"pypi-proxy: cache: no cache at {root}", file=sys.stderr)
+        return 2
+    store = BlobStore(root, config.max_size, config.min_free)
+    if args.action == "stats":
+        return _stats(store, root, args.top)
+    if args.action == "verify":
+        return _verify(store, root)
+    return _prune(store, root, args.older_than, args.max_size)
+
+
+def _stats(store: BlobStore, root: Path, top: int) -> int:
+    files = store.scan()
+    used = sum(s for _, s, _ in files)
+    parts = list(store.tmp.glob("*.part"))
+    limit = f" of {size(store.max_size)}" if store.max_size else " (no size limit)"
+    print(f"cache:     {root}")
+    print(f"files:     {len(files):,}, {size(used)}{limit}")
+    free = shutil.disk_usage(store.files).free
+    print(f"disk free: {size(free)} (kept above {size(store.min_free)})")
+    if parts:
+        print(f"partial:   {len(parts)} downloads in progress or interrupted")
+    if files:
+        now = time.time()
+        print(f"last used: newest {duration(now - max(files)[0])} ago, "
+              f"oldest {duration(now - min(files)[0])} ago")  # fmt: skip
+    if top > 0 and files:
+        names = _names(root)
+        print(f"\n{'size':>10}  {'last used':>10}  file")
+        for used_at, length, path in sorted(files, key=lambda f: -f[1])[:top]:
+            name = names.get(path.name, path.name)
+            print(f"{size(length):>10}  {duration(time.time() - used_at):>10}  {name}")
+    return 0
+
+
+def _verify(store: BlobStore, root: Path) -> int:
+    files = store.scan()
+    names = _names(root) if files else {}
+    checked = corrupt = 0
+    for n, (_, _, path) in enumerate(files, 1):
+        good = store.verify(path)
+        if good is False:
+            path.unlink(missing_ok=True)
+            corrupt += 1
+            print(f"removed {names.get(path.name, path.name)}: its bytes do not match its sha256")
+        checked += good is not None
+        if sys.stderr.isatty():
+            print(f"\rverified {n}/{len(files)}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"{checked:,} files verified, {corrupt} corrupt and removed")
+    return 1 if corrupt else 0
+
+
+def _prune(store: BlobStore, root: Path, older_than: float | None, max_size: int | None) -> int:
+    before = store.totals()
+    if max_size is not None:
+        store.max_size = max_size
+    cutoff = 0.0 if older_than is None else time.time() - older_than
+    freed = store.evict(used_before=cutoff)
+    files, used = store.totals()
+    print(f"removed {before[0] - files:,} files ({size(freed)}); "
+          f"{files:,} files, {size(used)} left in {root}")  # fmt: skip
+    return 0
+
+
+def _names(root: Path) -> dict[str, str]:
+    """`project/filename` of stored files, by sha256, from the cached index pages; a file
+    whose page is no longer cached keeps its sha256 for a name."""
+    names: dict[str, str] = {}
+    by_url: dict[str, str] = {}
+    with diskcache.Cache(str(root / "index")) as db:
+        for key in db.iterkeys():
+            if isinstance(key, str) and key.startswith("page:"):
+                stored: Any = db.get(key)
+                page = stored and stored.get("value")
+                for link in (page or {}).get("files", ()):
+                    name = f"{page['name']}/{link['filename']}"
+                    by_url[link["url"]] = name
+                    if link.get("sha256"):
+                        names[link["sha256"]] = name
+                    if link.get("metadata_sha256"):
+                        names[link["metadata_sha256"]] = name + ".metadata"
+        for key in db.iterkeys():
+            if isinstance(key, tuple) and key[1] in by_url:
+                suffix = ".metadata" if key[0] == "metadata" else ""
+                names[db.get(key)] = by_url[key[1]] + suffix
+    return names
+
+
+def _option(parse: Callable[[Any, str], T]) -> Callable[[str], T]:
+    """A config value parser as an argparse type: its message names the option."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text, "value")
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+
+    return convert
