@@ -35,7 +35,7 @@ from .locks import FileLocks
 from .memory import return_large_buffers_to_the_os
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, is_file_route
-from .model import FileLink, InvalidName, NormalizedName, normalize
+from .model import FileLink, InvalidName, NormalizedName, hide_passwords, normalize
 from .observe import ObserveMiddleware
 from .pages import PageCache, ProjectFound
 from .render import Format, Rendered, negotiate, render_project_list
@@ -187,18 +187,23 @@ def create_app(config: Config) -> Starlette:
         )
 
     async def upstream_unavailable(request: Request, exc: Exception) -> Response:
-        log.warning("%s %s: 503: %s", request.method, request.url.path, exc)
+        reason = hide_passwords(str(exc))
+        log.warning("%s %s: 503: %s", request.method, request.url.path, reason)
         wait = exc.retry_after if isinstance(exc, UpstreamError) else None
         retry_after = RETRY_AFTER if wait is None else min(max(math.ceil(wait), 1), 60)
         return Response(
-            f"upstream unavailable: {exc}\n",
+            f"upstream unavailable: {reason}\n",
             status_code=503,
             media_type="text/plain",
             headers={"Retry-After": str(retry_after)},
         )
 
     async def upstream_missing(request: Request, exc: Exception) -> Response:
-        return Response(f"not found upstream: {exc}\n", status_code=404, media_type="text/plain")
+        return Response(
+            f"not found upstream: {hide_passwords(str(exc))}\n",
+            status_code=404,
+            media_type="text/plain",
+        )
 
     routes = [
         Route("/", home),

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from .config import Circuit
+from .model import hide_passwords
 
 JITTER = 0.25
 # A Retry-After longer than this is not taken at its word.
@@ -80,7 +81,7 @@ class MirrorHealth:
 
     def report(self, now: float) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": hide_passwords(self.url),
             "state": self.state.value,
             "consecutive_failures": self.failures,
             "last_error": self.last_error,

@@ -30,7 +30,7 @@ from .config import Config, Upstream
 from .flight import SingleFlight
 from .health import MirrorHealth, State
 from .metrics import Metrics
-from .model import FileLink, NormalizedName, ProjectPage
+from .model import FileLink, NormalizedName, ProjectPage, hide_passwords
 from .parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 
 log = logging.getLogger("pypi_proxy.upstream")
@@ -378,7 +378,7 @@ class UpstreamClient:
         if mirror.state is State.OPEN:
             log.info("mirror %s answers again: circuit closed", mirror.url)
         mirror.succeeded(latency)
-        self._metrics.upstream_latency.labels(mirror.url).observe(latency)
+        self._metrics.upstream_latency.labels(hide_passwords(mirror.url)).observe(latency)
 
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""
@@ -393,7 +393,7 @@ class UpstreamClient:
         retry_after: float | None = None,
     ) -> _MirrorFailed:
         log.warning("mirror %s: %s", mirror.url, reason)
-        self._metrics.upstream_errors.labels(mirror.url).inc()
+        self._metrics.upstream_errors.labels(hide_passwords(mirror.url)).inc()
         if mirror.failed(reason, self._clock(), severe=severe, retry_after=retry_after):
             log.warning(
                 "mirror %s: circuit open after %d failure(s); next probe in %.1f s",

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.clients import installed, isolated_env
+from support.clients import pip_install_configured
 from support.world import World
 
 from proxy.clients import client_setup, pip_ini
@@ -57,14 +57,8 @@ def test_pip_installs_with_the_printed_pip_ini(world: World, proxy: str, tmp_pat
     ).stdout
     config = tmp_path / "pip.conf"
     config.write_text(printed[printed.index("[global]") :].split("\n\n")[0] + "\n")
-    env = {**isolated_env(), "PIP_CONFIG_FILE": str(config)}
-    target = tmp_path / "target"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--target", str(target),
-         "tinyapp"],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    assert installed(target) == {"tinyapp": "1.0", "tinylib": "1.1"}
+    installed = pip_install_configured(config, tmp_path / "target", "tinyapp")
+    assert installed == {"tinyapp": "1.0", "tinylib": "1.1"}
 
 
 def test_client_config_from_the_bundled_config_and_a_wrong_index() -> None:

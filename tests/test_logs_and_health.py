@@ -11,7 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from support.process import proxy_process
+from support.servers import serve
 from support.world import TINYLIB, World
+
+from proxy import create_app
+from proxy.logs import JsonFormatter
 
 
 def test_one_access_line_per_request_with_cache_result(
@@ -80,3 +84,31 @@ def test_health_says_whether_the_proxy_can_serve(world: World, proxy: str) -> No
     tmp.unlink()
     tmp.mkdir()
     assert httpx.get(f"{proxy}/-/health").status_code == 200
+
+
+def test_a_mirror_password_never_leaves_the_proxy(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A private mirror's credentials in its URL are sent to it, and shown nowhere."""
+    secret = "s3cret-Pa55"
+    private = world.mirror.root_url(world.mirror_url).replace("://", f"://lab:{secret}@")
+    caplog.set_level(logging.INFO)
+    formatter = JsonFormatter()
+    config = world.config(
+        upstreams={"pypi": {"mirrors": [private]}},
+        routes=[{"projects": ["*"], "upstreams": ["pypi"]}],
+    )
+    with serve(create_app(config)) as base:
+        assert httpx.get(f"{base}/simple/tinylib/").status_code == 200
+        world.mirror.page_faults.status = 503
+        failed = httpx.get(f"{base}/simple/tinyapp/")
+        assert failed.status_code == 503 and "lab:***@" in failed.text
+        shown = [failed.text] + [
+            httpx.get(f"{base}{p}").text for p in ("/", "/-/health", "/metrics")
+        ]
+    assert world.mirror.requests[0].headers["authorization"].startswith("Basic ")
+    assert "lab:***@" in shown[2]  # /-/health names the mirror, masked
+    logged = [formatter.format(r) for r in caplog.records]
+    assert any("lab:***@" in line for line in logged)
+    for text in shown + logged:
+        assert secret not in text

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.model import FileLink, InvalidName, NormalizedName, ProjectPage, normalize
+from proxy.model import (
+    FileLink,
+    InvalidName,
+    NormalizedName,
+    ProjectPage,
+    hide_passwords,
+    normalize,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +50,12 @@ def test_page_round_trips_through_its_stored_form() -> None:
     assert again == page
     assert again.file("x-2.tar.gz") == page.files[1]
     assert again.file("nope") is None
+
+
+def test_hide_passwords_masks_passwords_and_tokens_only() -> None:
+    assert hide_passwords("https://lab:pa:ss@mirror.test/simple/: HTTP 503") == (
+        "https://lab:***@mirror.test/simple/: HTTP 503"
+    )
+    assert hide_passwords("at https://tok3n@x.test/s/") == "at https://***@x.test/s/"
+    plain = "http://mirror.test:8080/a@b/ and user@example.test"
+    assert hide_passwords(plain) == plain

@@ -8,14 +8,13 @@ import configparser
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
-from support.clients import installed, isolated_env
+from support.clients import pip_install_configured
 from support.process import free_port
 from support.waiting import wait_for
 from support.world import BIG, World
@@ -66,65 +65,61 @@ class Dom(HTMLParser):
             self.by_id[ident] = self.by_id.get(ident, "") + data
 
 
+def load_status_page(world: World, base: str, profile: Path) -> Dom:
+    """The status page as Chromium shows it after some traffic: a mirror that failed, a page
+    served twice (a hit), and a download held half-way."""
+    for n in range(3):  # the good mirror says 404, so the dead one is asked: its circuit opens
+        httpx.get(f"{base}/simple/nosuch{n}/", timeout=10)
+    for _ in range(2):
+        httpx.get(f"{base}/simple/tinyapp/", timeout=10).raise_for_status()
+    gate = world.mirror.file_faults.gate = threading.Event()
+    url = f"{base}/files/bigpkg/{BIG.filename}"
+    reader = threading.Thread(target=httpx.get, args=(url,), kwargs={"timeout": 30})
+    reader.start()
+    try:
+        wait_for(lambda: world.mirror.count(BIG.filename) == 1, seconds=10)
+        # The browser reaches the proxy by "localhost": the page must say so too.
+        page = base.replace("127.0.0.1", "localhost") + "/"
+        dom = Dom(chromium("--dump-dom", page, user_data=profile))
+        if SCREENSHOT:
+            chromium(f"--screenshot={Path(SCREENSHOT).resolve()}", "--window-size=900,1500",
+                     page, user_data=profile)  # fmt: skip
+        return dom
+    finally:
+        gate.set()
+        reader.join(timeout=30)
+
+
 def test_status_page_in_chromium(world: World, tmp_path: Path) -> None:
     down = f"http://127.0.0.1:{free_port()}/simple/"  # nothing listens there
     world.more_mirrors = [down]
-    gate = threading.Event()
     with world.proxy(indexes=INDEXES) as base:
-        # A mirror that failed, a page served twice (a hit), and a download held half-way.
-        for n in range(3):  # the good mirror says 404, so the dead one is asked: its circuit opens
-            httpx.get(f"{base}/simple/nosuch{n}/", timeout=10)
-        httpx.get(f"{base}/simple/tinyapp/", timeout=10).raise_for_status()
-        httpx.get(f"{base}/simple/tinyapp/", timeout=10).raise_for_status()
-        world.mirror.file_faults.gate = gate
-        url = f"{base}/files/bigpkg/{BIG.filename}"
-        reader = threading.Thread(target=httpx.get, args=(url,), kwargs={"timeout": 30})
-        reader.start()
-        try:
-            wait_for(lambda: world.mirror.count(BIG.filename) == 1, seconds=10)
-            # The browser reaches the proxy by "localhost": the page must say so too.
-            page = base.replace("127.0.0.1", "localhost") + "/"
-            dom = Dom(chromium("--dump-dom", page, user_data=tmp_path / "profile"))
-            if SCREENSHOT:
-                chromium(f"--screenshot={Path(SCREENSHOT).resolve()}", "--window-size=900,1500",
-                         page, user_data=tmp_path / "profile")  # fmt: skip
-        finally:
-            gate.set()
-            reader.join(timeout=30)
+        dom = load_status_page(world, base, tmp_path / "profile")
 
-    mirrors = dom.by_id["mirrors"]
-    for mirror in (
-        world.mirror.root_url(world.mirror_url),
-        down,
-        world.torch.root_url(world.torch_url),
-    ):
-        assert mirror in mirrors
-    assert "down, next try in" in mirrors and "ConnectError" in mirrors  # the dead mirror
-    assert "50% (1 of 2)" in dom.by_id["cache"]  # tinyapp's page: a miss, then a hit
-    assert BIG.filename in dom.by_id["downloads"] and "%)" in dom.by_id["downloads"]
-    for name in INDEXES:
-        assert name in dom.by_id[f"index-{name}"]
+        mirrors = dom.by_id["mirrors"]
+        for mirror in (
+            world.mirror.root_url(world.mirror_url),
+            down,
+            world.torch.root_url(world.torch_url),
+        ):
+            assert mirror in mirrors
+        assert "down, next try in" in mirrors and "ConnectError" in mirrors  # the dead mirror
+        assert "50% (1 of 2)" in dom.by_id["cache"]  # tinyapp's page: a miss, then a hit
+        assert BIG.filename in dom.by_id["downloads"] and "%)" in dom.by_id["downloads"]
+        for name in INDEXES:
+            assert name in dom.by_id[f"index-{name}"]
+        assert "cpu/simple/" in dom.by_id["cpu-pip-windows"]
+        assert r"$env:APPDATA\pip\pip.ini" in dom.by_id["cu121-pip-powershell"]
 
-    # The Windows pip.ini block of the default index, as a user copies it, makes pip work.
-    text = dom.by_id["cu121-pip-windows"]
-    ini = configparser.ConfigParser()
-    ini.read_string(text)
-    port = base.rsplit(":", 1)[1]
-    assert dict(ini["global"]) == {
-        "index-url": f"http://localhost:{port}/simple/",
-        "trusted-host": "localhost",
-    }
-    assert "cpu/simple/" in dom.by_id["cpu-pip-windows"]
-    assert r"$env:APPDATA\pip\pip.ini" in dom.by_id["cu121-pip-powershell"]
-
-    with world.proxy(indexes=INDEXES) as again:
-        # The same cache behind a new port: the copied text, pointed at it, installs.
-        (tmp_path / "pip.ini").write_text(text.replace(f":{port}/", f":{again.rsplit(':', 1)[1]}/"))
-        env = {**isolated_env(), "PIP_CONFIG_FILE": str(tmp_path / "pip.ini")}
-        target = tmp_path / "target"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--target", str(target),
-             "tinyapp"],
-            env=env, capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-    assert installed(target) == {"tinyapp": "1.0", "tinylib": "1.1"}
+        # The Windows pip.ini block of the default index, copied as is, makes pip work.
+        text = dom.by_id["cu121-pip-windows"]
+        ini = configparser.ConfigParser()
+        ini.read_string(text)
+        port = base.rsplit(":", 1)[1]
+        assert dict(ini["global"]) == {
+            "index-url": f"http://localhost:{port}/simple/",
+            "trusted-host": "localhost",
+        }
+        (tmp_path / "pip.ini").write_text(text)
+        installed = pip_install_configured(tmp_path / "pip.ini", tmp_path / "target", "tinyapp")
+        assert installed == {"tinyapp": "1.0", "tinylib": "1.1"}

@@ -49,6 +49,16 @@ def pip_install(index: str, target: Path, *requirements: str) -> dict[str, str]:
     return installed(target)
 
 
+def pip_install_configured(config: Path, target: Path, *requirements: str) -> dict[str, str]:
+    """`pip install --target` told nothing but this pip config file (where the index is)."""
+    env = {**isolated_env(), "PIP_CONFIG_FILE": str(config)}
+    command = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--target", str(target)]
+    done = subprocess.run([*command, *requirements], env=env, capture_output=True, text=True,
+                          timeout=CLIENT_TIMEOUT, check=False)  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    return installed(target)
+
+
 def uv_install(index: str, where: Path, *requirements: str) -> dict[str, str]:
     """`uv pip install` into a new venv with an empty cache of its own; what it installed."""
     uv = find_uv_bin()
