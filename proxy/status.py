@@ -173,6 +173,9 @@ summary{cursor:pointer}summary code{word-break:break-all}
 pre{background:#f6f8fa;padding:.5rem;border-radius:4px;overflow-x:auto;margin:0;
 white-space:pre-wrap;word-break:break-all}
 button{font:inherit;font-size:.8rem;padding:0 .5rem;margin-left:.3rem}
+@media (max-width:40rem){#mirrors tr:first-child{display:none}
+#mirrors tr{display:block;border-bottom:1px solid #d0d7de;padding:.3rem 0}
+#mirrors td{display:inline-block;border:0;padding:0 .6rem 0 0}#mirrors td.url{display:block}}
 """
 
 # Copy buttons: the clipboard API where the page is a secure context (https, localhost);
