@@ -24,7 +24,15 @@ from packaging.version import Version
 
 from .config import Config, ConfigError, Upstream, parse_duration, parse_size
 from .humanize import size as human_size
-from .model import FileLink, InvalidName, NormalizedName, ProjectPage, name_and_version, normalize
+from .model import (
+    FileLink,
+    InvalidName,
+    NormalizedName,
+    ProjectPage,
+    hide_passwords,
+    name_and_version,
+    normalize,
+)
 from .parse import ParseError, parse_flat_listing, parse_project_page
 from .upstream import NOT_FOUND, PAGE_ACCEPT, user_agent
 
@@ -222,7 +230,9 @@ def render(report: GroupReport) -> str:
         absent = [p for p in report.projects if p not in report.newest]
         line += f"; on no mirror: {', '.join(absent)}" if absent else ""
         line += f"; throughput on {report.sample}" if report.sample else "; no sample file"
-    table = [list(COLUMNS)] + [_cells(r, report.newest) for r in report.rows]
+    # A table pasted into a ticket must not carry a private mirror's password.
+    rows = [[hide_passwords(cell) for cell in _cells(r, report.newest)] for r in report.rows]
+    table = [list(COLUMNS), *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines = [line] + [
         "  ".join(

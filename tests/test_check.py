@@ -99,7 +99,11 @@ def test_the_table_is_aligned_ascii_with_one_row_per_mirror() -> None:
     measurements = [
         _m("https://far.test/simple/", versions={"alpha": "2.0"}, throughput=2.5e6, latency=0.25),
         _m("https://near.test/pypi/simple/", versions={"alpha": "1.0"}, throughput=4e4),
-        _m("https://x.test/simple/", reachable=False, error="ConnectError: Verbindung abgelehnt ü"),
+        _m(
+            "https://me:pw@x.test/simple/",
+            reachable=False,
+            error="ConnectError: Verbindung abgelehnt ü",
+        ),
     ]
     text = render(assess("pypi", measurements, (ALPHA, TORCH), "alpha-1.0-py3-none-any.whl"))
     text.encode("ascii")  # a Windows console shows it as it is
@@ -113,7 +117,7 @@ def test_the_table_is_aligned_ascii_with_one_row_per_mirror() -> None:
         ["1", "https://far.test/simple/", "yes", "250 ms", "2.5 MB/s", "fresh"],
         ["2", "https://near.test/pypi/simple/", "yes", "-", "40.0 kB/s", "behind 1/1",
          "alpha 1.0 < 2.0"],
-        ["3", "https://x.test/simple/", "no", "-", "-", "-",
+        ["3", "https://me:***@x.test/simple/", "no", "-", "-", "-",
          "ConnectError: Verbindung abgelehnt ?"],
     ]  # fmt: skip
     # Aligned: every column starts where its header does (left) or ends where it does (right).
