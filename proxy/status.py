@@ -164,7 +164,7 @@ table{border-collapse:collapse;width:100%;display:block;overflow-x:auto}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d0d7de;vertical-align:top}
 tr.up td:nth-child(3){color:#1a7f37}tr.down td:nth-child(3){color:#cf222e;font-weight:600}
 tr.idle td:nth-child(3){color:#6e7781}
-.url{word-break:break-all}.error{color:#6e7781;font-size:.9em}
+.url{overflow-wrap:anywhere}#mirrors td.url{white-space:nowrap}.error{color:#6e7781;font-size:.9em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
 dt{color:#57606a}dd{margin:0}meter,progress{width:10rem;vertical-align:middle}
 details.index{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .8rem;margin:.5rem 0}
@@ -175,7 +175,7 @@ white-space:pre-wrap;word-break:break-all}
 button{font:inherit;font-size:.8rem;padding:0 .5rem;margin-left:.3rem}
 @media (max-width:40rem){#mirrors tr:first-child{display:none}
 #mirrors tr{display:block;border-bottom:1px solid #d0d7de;padding:.3rem 0}
-#mirrors td{display:inline-block;border:0;padding:0 .6rem 0 0}#mirrors td.url{display:block}}
+#mirrors td{display:inline-block;border:0;padding:0 .6rem 0 0}#mirrors td.url{display:block;white-space:normal}}
 """
 
 # Copy buttons: the clipboard API where the page is a secure context (https, localhost);
