@@ -28,7 +28,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .config import Config, Index
+from .config import Config, ConfigError, Index
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
@@ -130,12 +130,10 @@ def create_app(config: Config) -> Starlette:
 
     def index_of(request: Request) -> Index:
         """The index a request is for: `/<name>/simple/...`, or the default `/simple/...`."""
-        name = request.path_params.get("index")
-        index = config.indexes[0] if name is None else config.index(name)
-        if index is None:
-            known = ", ".join(i.name for i in config.indexes)
-            raise HTTPException(404, f"no index named {name!r} (known: {known})")
-        return index
+        try:
+            return config.index(request.path_params.get("index"))
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     def redirect(request: Request, path: str) -> Response:
         prefix = f"/{request.path_params['index']}" if "index" in request.path_params else ""

@@ -18,48 +18,42 @@ from starlette.applications import Starlette
 from . import cache_admin, check, logs, prefetch
 from .app import create_app
 from .clients import SYSTEMS, client_setup, pip_ini
-from .config import Config, ConfigError, default_config_path, load_config
+from .config import Config, ConfigError, Index, default_config_path, load_config
 from .locks import CROSS_PROCESS
 from .model import InvalidName, normalize
 from .routing import explain
 
 
+class UsageError(Exception):
+    """What the user got wrong, said on stderr with exit status 2."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "routes":
-        return _routes(args)
-    if args.command == "client-config":
-        return _client_config(args)
-    if args.command in _TOOLS:
-        try:
-            config = load_config(args.config or default_config_path())
-        except ConfigError as exc:
-            print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
-            return 2
-        code: int = _TOOLS[args.command].run(args, config)
-        return code
-    if args.command != "serve":
+    if args.command is None:
         parser.print_help()
         return 2
     try:
-        config = _serve_config(args)
-    except ConfigError as exc:
-        print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
+        if args.command in _TOOLS:
+            code: int = _TOOLS[args.command].run(args, _load(args.config))
+            return code
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"pypi-proxy: {exc}", file=sys.stderr)
         return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = _serve_config(args)
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        print(f"pypi-proxy: cache.dir {config.cache_dir}: {exc.strerror}", file=sys.stderr)
-        return 2
-    if args.workers < 1 or (args.workers > 1 and not CROSS_PROCESS):
-        print(
-            "pypi-proxy: --workers: one worker process only on this platform"
-            if args.workers > 1
-            else "pypi-proxy: --workers: expected 1 or more",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"cache.dir {config.cache_dir}: {exc.strerror}") from None
+    if args.workers < 1:
+        raise UsageError("--workers: expected 1 or more")
+    if args.workers > 1 and not CROSS_PROCESS:
+        raise UsageError("--workers: one worker process only on this platform")
     logs.configure(args.log_level, args.log_format)
     print(_banner(config), flush=True)
     options: dict[str, Any] = {
@@ -148,10 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that work on a loaded config: each module has HELP, add_arguments and run.
-_TOOLS = {"prefetch": prefetch, "cache": cache_admin, "check": check}
-
-
 def _this_system() -> str:
     return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
 
@@ -159,37 +149,16 @@ def _this_system() -> str:
 def _client_config(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
-        try:
-            config = load_config(args.config or default_config_path())
-        except ConfigError as exc:
-            print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
-            return 2
-        if args.index is not None and config.index(args.index) is None:
-            known = ", ".join(i.name for i in config.indexes)
-            print(
-                f"pypi-proxy: --index: no index named {args.index!r} (known: {known})",
-                file=sys.stderr,
-            )
-            return 2
-        path = f"/{args.index}/simple/" if args.index else "/simple/"
+        config = _load(args.config)
+        index = _index(config, args.index)
+        path = "/simple/" if args.index is None else f"/{index.name}/simple/"
         url = _index_urls(config, path)[0]
     print(client_setup(url, args.os), end="")
     return 0
 
 
 def _routes(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config or default_config_path())
-    except ConfigError as exc:
-        print(f"pypi-proxy: config error: {exc}", file=sys.stderr)
-        return 2
-    index = config.indexes[0] if args.index is None else config.index(args.index)
-    if index is None:
-        known = ", ".join(i.name for i in config.indexes)
-        print(
-            f"pypi-proxy: --index: no index named {args.index!r} (known: {known})", file=sys.stderr
-        )
-        return 2
+    index = _index(_load(args.config), args.index)
     print(f"index {index.name!r}:")
     for raw in args.project:
         try:
@@ -199,10 +168,24 @@ def _routes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path or default_config_path())
+    except ConfigError as exc:
+        raise UsageError(f"config error: {exc}") from None
+
+
+def _index(config: Config, name: str | None) -> Index:
+    try:
+        return config.index(name)
+    except ConfigError as exc:
+        raise UsageError(f"--index: {exc}") from None
+
+
 def _serve_config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config or default_config_path())
+    config = _load(args.config)
     if args.port is not None and not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port: expected a port number 0-65535, got {args.port}")
+        raise UsageError(f"--port: expected a port number 0-65535, got {args.port}")
     return dataclasses.replace(
         config,
         host=args.host or config.host,
@@ -234,6 +217,10 @@ def _lan_addresses() -> list[str]:
     found = sorted({str(info[4][0]) for info in infos} - {"127.0.0.1", "127.0.1.1"})
     return found or [socket.gethostname()]
 
+
+_COMMANDS = {"serve": _serve, "routes": _routes, "client-config": _client_config}
+# Commands that work on a loaded config: each module has HELP, add_arguments and run.
+_TOOLS = {"prefetch": prefetch, "cache": cache_admin, "check": check}
 
 if __name__ == "__main__":
     sys.exit(main())

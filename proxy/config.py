@@ -90,8 +90,15 @@ class Config:
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)
 
-    def index(self, name: str) -> Index | None:
-        return next((i for i in self.indexes if i.name == name), None)
+    def index(self, name: str | None = None) -> Index:
+        """The index of this name (None: the default one); ConfigError naming those there are."""
+        if name is None:
+            return self.indexes[0]
+        found = next((i for i in self.indexes if i.name == name), None)
+        if found is None:
+            known = ", ".join(i.name for i in self.indexes)
+            raise ConfigError(f"no index named {name!r} (known: {known})")
+        return found
 
 
 def default_config_path() -> Path:

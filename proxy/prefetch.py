@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from .config import Config
+from .config import Config, ConfigError
 from .humanize import size as human_size
 
 HELP = "resolve requirements for target machines and download them into the proxy's cache"
@@ -374,9 +374,10 @@ def _python_version(text: str) -> str:
 
 
 def _usage_problem(args: argparse.Namespace, config: Config) -> str | None:
-    if args.index is not None and config.index(args.index) is None:
-        known = ", ".join(i.name for i in config.indexes)
-        return f"--index: no index named {args.index!r} (known: {known})"
+    try:
+        config.index(args.index)
+    except ConfigError as exc:
+        return f"--index: {exc}"
     if not args.requirement and not args.requirements:
         return "nothing to prefetch: give requirements files (-r FILE) or requirements"
     for path in args.requirement:

@@ -175,7 +175,8 @@ white-space:pre-wrap;word-break:break-all}
 button{font:inherit;font-size:.8rem;padding:0 .5rem;margin-left:.3rem}
 @media (max-width:40rem){#mirrors tr:first-child{display:none}
 #mirrors tr{display:block;border-bottom:1px solid #d0d7de;padding:.3rem 0}
-#mirrors td{display:inline-block;border:0;padding:0 .6rem 0 0}#mirrors td.url{display:block;white-space:normal}}
+#mirrors td{display:inline-block;border:0;padding:0 .6rem 0 0}
+#mirrors td.url{display:block;white-space:normal}}
 """
 
 # Copy buttons: the clipboard API where the page is a secure context (https, localhost);

@@ -145,7 +145,9 @@ def test_indexes_with_the_default_first() -> None:
         _with(indexes={"cpu": {"routes": ANY}, "cu121": {"default": True, "routes": ANY}})
     )
     assert [i.name for i in config.indexes] == ["cu121", "cpu"]
-    assert config.index("cpu") is config.indexes[1] and config.index("nope") is None
+    assert config.index("cpu") is config.indexes[1] and config.index() is config.indexes[0]
+    with pytest.raises(ConfigError, match=r"no index named 'nope' \(known: cu121, cpu\)"):
+        config.index("nope")
 
 
 def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
