@@ -181,6 +181,9 @@ button{font:inherit;font-size:.8rem;padding:0 .5rem;margin-left:.3rem}
 
 # Copy buttons: the clipboard API where the page is a secure context (https, localhost);
 # over plain http on a LAN, selecting the text and the older copy command.
+# Live figures: every few seconds (`?refresh=N`; 0 for never) the mirrors, cache and downloads
+# are replaced by a fresh copy of the page's, leaving the setup blocks (and any selection in
+# them) alone.
 _SCRIPT = """
 document.addEventListener("click", async (event) => {
   const id = event.target.dataset && event.target.dataset.copy;
@@ -198,6 +201,18 @@ document.addEventListener("click", async (event) => {
   event.target.textContent = "Copied";
   setTimeout(() => { event.target.textContent = "Copy"; }, 1500);
 });
+const every = Number(new URLSearchParams(location.search).get("refresh") ?? 5);
+if (every > 0) setInterval(async () => {
+  if (document.hidden) return;
+  try {
+    const response = await fetch(location.href, {cache: "no-store"});
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const id of ["uptime", "mirrors", "cache", "downloads"]) {
+      const now = fresh.getElementById(id);
+      if (now) document.getElementById(id).replaceWith(now);
+    }
+  } catch (e) {}  // the proxy is restarting: try again next time
+}, every * 1000);
 """
 
 _PAGE = """<!DOCTYPE html>
@@ -206,7 +221,7 @@ _PAGE = """<!DOCTYPE html>
 <title>pypi-proxy</title><style>{style}</style></head>
 <body>
 <h1>pypi-proxy</h1>
-<p class="sub">version {version}, up {uptime}. <a href="/">Refresh</a> ·
+<p class="sub">version {version}, up <span id="uptime">{uptime}</span> ·
 <a href="/-/health">health</a> · <a href="/metrics">metrics</a></p>
 <h2>Upstream mirrors</h2>
 {mirrors}

@@ -1,6 +1,7 @@
 """The status page at `/`, in a real headless Chromium (Debian's, driven by Playwright): every
-mirror and index is on it, a download in progress shows its progress, and the pip.ini its
-Copy button puts on the clipboard makes pip install through the proxy."""
+mirror and index is on it, a download in progress shows its progress and then its end without
+a reload, and the pip.ini its Copy button puts on the clipboard makes pip install through the
+proxy."""
 
 from __future__ import annotations
 
@@ -74,10 +75,15 @@ def test_status_page_in_chromium(
             wait_for(lambda: world.mirror.count(BIG.filename) == 1, seconds=10)
             page = browser.new_page()
             # The browser reaches the proxy by "localhost": the page must say so too.
-            page.goto(base.replace("127.0.0.1", "localhost") + "/")
+            page.goto(base.replace("127.0.0.1", "localhost") + "/?refresh=1")
             if SCREENSHOT:
                 page.screenshot(path=SCREENSHOT)
             downloads = page.inner_text("#downloads")
+            assert BIG.filename in downloads and "%)" in downloads
+            gate.set()
+            # Live figures: the download ends, and the page says so without being reloaded.
+            sync_api.expect(page.locator("#downloads")).to_have_text("No downloads in progress.")
+            sync_api.expect(page.locator("#cache")).to_contain_text("3.1 MB (no size limit)")
         finally:
             gate.set()
             reader.join(timeout=30)
@@ -88,7 +94,6 @@ def test_status_page_in_chromium(
         assert world.torch.root_url(world.torch_url) in mirrors
         assert "down, next try in" in mirrors and "ConnectError" in mirrors  # the dead mirror
         assert "50% (1 of 2)" in page.inner_text("#cache")  # tinyapp's page: a miss, a hit
-        assert BIG.filename in downloads and "%)" in downloads
         for name in INDEXES:
             assert name in page.inner_text(f"#index-{name} summary")
         assert "/cpu/simple/" in page.text_content("#cpu-pip-windows")
