@@ -38,7 +38,9 @@ def browser() -> Iterator[sync_api.BrowserContext]:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking"],
+                  "--disable-background-networking",
+                  # A LAN name for the proxy: a page there is not a secure context.
+                  "--host-resolver-rules=MAP proxy.lan.test 127.0.0.1"],
             timeout=30_000,
         )  # fmt: skip
         context = chromium.new_context(
@@ -114,3 +116,25 @@ def test_status_page_in_chromium(
         (tmp_path / "pip.ini").write_text(copied)
         installed = pip_install_configured(tmp_path / "pip.ini", tmp_path / "target", "tinyapp")
         assert installed == {"tinyapp": "1.0", "tinylib": "1.1"}
+
+
+def test_over_plain_http_on_the_lan_copy_selects_the_text(
+    world: World, browser: sync_api.BrowserContext
+) -> None:
+    """Over http on a LAN address the clipboard API is not there: Copy selects the block for
+    the user's own Ctrl+C (and tries the old copy command), and the setup names that host."""
+    with world.proxy() as base:
+        page = browser.new_page()
+        port = base.rsplit(":", 1)[1]
+        page.goto(f"http://proxy.lan.test:{port}/?refresh=0")
+        assert page.evaluate("window.isSecureContext") is False
+        button = page.locator('button[data-copy$="-pip-linux"]').first
+        button.click()
+        sync_api.expect(button).to_have_text("Copied")
+        selected = page.evaluate("getSelection().toString()")
+    ini = configparser.ConfigParser()
+    ini.read_string(selected)
+    assert dict(ini["global"]) == {
+        "index-url": f"http://proxy.lan.test:{port}/simple/",
+        "trusted-host": "proxy.lan.test",
+    }
