@@ -169,9 +169,9 @@ class UpstreamClient:
 
     async def _listing(self, mirror: MirrorHealth) -> dict[NormalizedName, ProjectPage]:
         """A flat mirror's one page, parsed, kept for the page TTL: every project asks it."""
-        fetched, listing = self._listings.get(mirror.url, (0.0, {}))
-        if self._clock() - fetched < self._config.page_ttl:
-            return listing
+        kept = self._listings.get(mirror.url)
+        if kept is not None and self._clock() - kept[0] < self._config.page_ttl:
+            return kept[1]
         return await self._listing_flights.run(mirror.url, partial(self._fetch_listing, mirror))
 
     async def _fetch_listing(self, mirror: MirrorHealth) -> dict[NormalizedName, ProjectPage]:
