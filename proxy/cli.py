@@ -15,13 +15,14 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from . import cache_admin, check, logs, prefetch
-from .app import create_app
-from .clients import SYSTEMS, client_setup, pip_ini
-from .config import Config, ConfigError, Index, default_config_path, load_config
-from .locks import CROSS_PROCESS
-from .model import InvalidName, normalize
-from .routing import explain
+from .commands import cache_admin, check, prefetch
+from .core.client_setup import SYSTEMS, client_setup, pip_ini
+from .core.config import Config, ConfigError, Index, default_config_path, load_config
+from .core.model import InvalidName, normalize
+from .core.routing import explain
+from .server import logs
+from .server.app import create_app
+from .server.locks import CROSS_PROCESS
 
 
 class UsageError(Exception):

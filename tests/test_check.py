@@ -17,7 +17,7 @@ from support.process import free_port
 from support.upstream import FakeUpstream
 from support.wheels import make_wheel
 
-from proxy.check import (
+from proxy.commands.check import (
     COLUMNS,
     Measurement,
     assess,
@@ -25,7 +25,7 @@ from proxy.check import (
     pick_sample,
     render,
 )
-from proxy.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.model import FileLink, NormalizedName, ProjectPage
 
 COMMAND = [sys.executable, "-m", "proxy.cli", "check"]
 ALPHA, BETA, TORCH = NormalizedName("alpha"), NormalizedName("beta"), NormalizedName("torch")

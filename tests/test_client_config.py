@@ -12,7 +12,7 @@ import pytest
 from support.clients import pip_install_configured
 from support.world import World
 
-from proxy.clients import client_setup, pip_ini
+from proxy.core.client_setup import client_setup, pip_ini
 
 COMMAND = [sys.executable, "-m", "proxy.cli", "client-config"]
 

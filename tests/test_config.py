@@ -9,9 +9,16 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config import ConfigError, Index, Route, default_config_path, load_config, parse_config
-from proxy.model import NormalizedName
-from proxy.routing import upstreams_for
+from proxy.core.config import (
+    ConfigError,
+    Index,
+    Route,
+    default_config_path,
+    load_config,
+    parse_config,
+)
+from proxy.core.model import NormalizedName
+from proxy.core.routing import upstreams_for
 
 MINIMAL: dict[str, Any] = {"upstreams": {"pypi": {"mirrors": ["https://m.test/simple"]}}}
 ANY = [{"projects": ["*"], "upstreams": ["pypi"]}]

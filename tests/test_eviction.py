@@ -12,7 +12,7 @@ import pytest
 from support.wheels import make_wheel
 from support.world import World
 
-from proxy.config import ConfigError, parse_config
+from proxy.core.config import ConfigError, parse_config
 
 MIB = 1024 * 1024
 WHEELS = {name: make_wheel(name, "1.0", payload_size=MIB) for name in ("aaa", "bbb", "ccc")}

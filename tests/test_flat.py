@@ -14,8 +14,8 @@ from support.clients import install
 from support.upstream import FakeUpstream
 from support.world import TORCH, World
 
-from proxy.model import NormalizedName
-from proxy.parse import parse_flat_listing
+from proxy.core.model import NormalizedName
+from proxy.core.parse import parse_flat_listing
 
 LISTING = "/flat/torch_stable.html"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from proxy.config import Circuit
-from proxy.health import MirrorHealth, State
+from proxy.core.config import Circuit
+from proxy.core.health import MirrorHealth, State
 
 POLICY = Circuit(failures=3, probe_interval=5, max_probe_interval=40)
 

@@ -15,7 +15,7 @@ from support.servers import serve
 from support.world import TINYLIB, World
 
 from proxy import create_app
-from proxy.logs import JsonFormatter
+from proxy.server.logs import JsonFormatter
 
 
 def test_one_access_line_per_request_with_cache_result(

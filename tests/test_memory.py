@@ -15,7 +15,7 @@ from support.process import proxy_process, rss_bytes
 from support.wheels import make_wheel
 from support.world import World
 
-from proxy.memory import ChunkBudget
+from proxy.server.memory import ChunkBudget
 
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.merge import union
-from proxy.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.merge import union
+from proxy.core.model import FileLink, NormalizedName, ProjectPage
 
 NAME = NormalizedName("demo")
 

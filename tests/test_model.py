@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.model import (
+from proxy.core.model import (
     FileLink,
     InvalidName,
     NormalizedName,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.model import FileLink, NormalizedName, ProjectPage
-from proxy.parse import ParseError, parse_project_list, parse_project_page
+from proxy.core.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.parse import ParseError, parse_project_list, parse_project_page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official-index"
 MIRROR = "https://mirror.test/simple/"

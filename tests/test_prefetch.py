@@ -18,9 +18,9 @@ from support.process import free_port
 from support.wheels import Dist, make_wheel
 from support.world import World
 
-from proxy import prefetch
-from proxy.config import parse_config
-from proxy.prefetch import FileRef, Outcome, Resolution, Target
+from proxy.commands import prefetch
+from proxy.commands.prefetch import FileRef, Outcome, Resolution, Target
+from proxy.core.config import parse_config
 
 COMMAND = [sys.executable, "-m", "proxy.cli", "prefetch"]
 TIMEOUT = 60

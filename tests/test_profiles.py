@@ -17,7 +17,7 @@ from support.wheels import make_wheel
 from support.world import TINYLIB, stock
 
 from proxy import create_app
-from proxy.config import parse_config
+from proxy.core.config import parse_config
 
 BUILDS = ("cu121", "cu118", "cpu")
 TORCH = {b: make_wheel("torch", f"2.3.1+{b}", requires=["tinydep"]) for b in BUILDS}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.ranges import Unsatisfiable, byte_range
+from proxy.core.ranges import Unsatisfiable, byte_range
 
 
 @pytest.mark.parametrize(

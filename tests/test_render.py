@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from proxy.model import FileLink, NormalizedName, ProjectPage
-from proxy.parse import parse_project_list, parse_project_page
-from proxy.render import Format, negotiate, render_project, render_project_list, versions
+from proxy.core.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.parse import parse_project_list, parse_project_page
+from proxy.core.render import Format, negotiate, render_project, render_project_list, versions
 
 PIP = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "

@@ -22,7 +22,7 @@ from support.wheels import make_wheel
 from support.world import BIG, TINYLIB, World, stock
 
 from proxy import create_app
-from proxy.config import parse_config
+from proxy.core.config import parse_config
 
 WANTED = ["tinyapp", "torch", "metapkg"]
 EXPECTED = {

@@ -8,7 +8,7 @@ import io
 import pytest
 from support.wheels import make_wheel
 
-from proxy.wheel import Missing, NoMetadata, SparseFile, core_metadata
+from proxy.core.wheel import Missing, NoMetadata, SparseFile, core_metadata
 
 WHEEL = make_wheel("Some_Project", "2.0+cu121", requires=["dep>=1"], payload_size=3_000_000)
 

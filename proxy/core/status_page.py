@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .clients import SYSTEMS, Snippet, snippets
-from .humanize import duration, size
+from .client_setup import SYSTEMS, Snippet, snippets
+from .units import duration, size
 
 
 @dataclass(frozen=True)

@@ -27,19 +27,19 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from ..core.config import Config, ConfigError, Index
+from ..core.model import FileLink, InvalidName, NormalizedName, hide_passwords, normalize
+from ..core.render import Format, Rendered, negotiate, render_project_list
+from ..core.status_page import CacheFigures, Download, Snapshot, Traffic, render_status
 from .blobs import BlobStore
-from .config import Config, ConfigError, Index
 from .files import cached_response, file_response
 from .fill import Fills
 from .locks import FileLocks
 from .memory import return_large_buffers_to_the_os
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics, is_file_route
-from .model import FileLink, InvalidName, NormalizedName, hide_passwords, normalize
 from .observe import ObserveMiddleware
 from .pages import PageCache, ProjectFound
-from .render import Format, Rendered, negotiate, render_project_list
-from .status import CacheFigures, Download, Snapshot, Traffic, render_status
 from .upstream import NotFoundUpstream, UpstreamClient, UpstreamError, proxy_version
 
 log = logging.getLogger("pypi_proxy.app")

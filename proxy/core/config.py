@@ -103,10 +103,11 @@ class Config:
 
 def default_config_path() -> Path:
     """The bundled config: inside the installed package, or `config/` in a source checkout."""
-    packaged = Path(__file__).with_name("default-config.yaml")
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "default-config.yaml"
     if packaged.exists():
         return packaged
-    return Path(__file__).resolve().parent.parent / "config" / "pypi-proxy.yaml"
+    return package.parent / "config" / "pypi-proxy.yaml"
 
 
 def load_config(path: Path) -> Config:

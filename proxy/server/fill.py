@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 import diskcache
 
+from ..core.config import Upstream
+from ..core.health import MirrorHealth
+from ..core.model import FileLink, ProjectPage
+from ..core.wheel import Missing, NoMetadata, SparseFile, core_metadata
 from .blobs import BlobStore
-from .config import Upstream
 from .flight import SingleFlight
-from .health import MirrorHealth
 from .locks import FileLocks
 from .memory import CHUNKS
-from .model import FileLink, ProjectPage
 from .pages import LEARNED
 from .upstream import Download, NotFoundUpstream, UpstreamClient, UpstreamError
-from .wheel import Missing, NoMetadata, SparseFile, core_metadata
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import diskcache
 
-from .blobs import BlobStore
-from .config import Config, ConfigError, parse_duration, parse_size
-from .humanize import duration, size
+from ..core.config import Config, ConfigError, parse_duration, parse_size
+from ..core.units import duration, size
+from ..server.blobs import BlobStore
 
 HELP = "what is cached; re-hash every file and drop corrupt ones; shrink the cache"
 T = TypeVar("T")

@@ -22,9 +22,8 @@ import anyio
 import httpx
 from packaging.version import Version
 
-from .config import Config, ConfigError, Upstream, parse_duration, parse_size
-from .humanize import size as human_size
-from .model import (
+from ..core.config import Config, ConfigError, Upstream, parse_duration, parse_size
+from ..core.model import (
     FileLink,
     InvalidName,
     NormalizedName,
@@ -33,8 +32,9 @@ from .model import (
     name_and_version,
     normalize,
 )
-from .parse import ParseError, parse_flat_listing, parse_project_page
-from .upstream import NOT_FOUND, PAGE_ACCEPT, user_agent
+from ..core.parse import ParseError, parse_flat_listing, parse_project_page
+from ..core.units import size as human_size
+from ..server.upstream import NOT_FOUND, PAGE_ACCEPT, user_agent
 
 HELP = "probe every mirror (reachable, latency, throughput, freshness) and rank them"
 

@@ -24,8 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from .config import Config, ConfigError
-from .humanize import size as human_size
+from ..core.config import Config, ConfigError
+from ..core.units import size as human_size
 
 HELP = "resolve requirements for target machines and download them into the proxy's cache"
 

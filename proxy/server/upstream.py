@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 import anyio
 import httpx
 
-from .config import Config, Upstream
+from ..core.config import Config, Upstream
+from ..core.health import MirrorHealth, State
+from ..core.model import FileLink, NormalizedName, ProjectPage, hide_passwords
+from ..core.parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 from .flight import SingleFlight
-from .health import MirrorHealth, State
 from .metrics import Metrics
-from .model import FileLink, NormalizedName, ProjectPage, hide_passwords
-from .parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 
 log = logging.getLogger("pypi_proxy.upstream")
 T = TypeVar("T")

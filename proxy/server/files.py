@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .config import Config, Upstream
+from ..core.config import Config, Upstream
+from ..core.model import FileLink, ProjectPage
+from ..core.ranges import Unsatisfiable, byte_range
 from .fill import Fills
 from .memory import CHUNKS
-from .model import FileLink, ProjectPage
-from .ranges import Unsatisfiable, byte_range
 from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger("pypi_proxy.files")

@@ -21,12 +21,12 @@ from typing import Any, Generic, TypeVar, cast
 import anyio
 import diskcache
 
-from .config import Config, Index, Upstream
+from ..core.config import Config, Index, Upstream
+from ..core.merge import union
+from ..core.model import FileLink, NormalizedName, ProjectPage
+from ..core.render import Format, Rendered, render_project
+from ..core.routing import route_for
 from .flight import SingleFlight
-from .merge import union
-from .model import FileLink, NormalizedName, ProjectPage
-from .render import Format, Rendered, render_project
-from .routing import route_for
 from .upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger("pypi_proxy.pages")
