@@ -11,18 +11,17 @@ import argparse
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-import diskcache
-
-from ..core.config import Config, ConfigError, parse_duration, parse_size
-from ..core.units import duration, size
+from ..core.units import human_duration as duration
+from ..core.units import human_size as size
+from ..core.units import parse_duration, parse_size
 from ..server.blobs import BlobStore
+from ..server.index_db import IndexDB
+from .arguments import load, value_type
+from .tables import table
 
 HELP = "what is cached; re-hash every file and drop corrupt ones; shrink the cache"
-T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,19 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     prune.add_argument(
         "--older-than",
-        type=_option(parse_duration),
+        type=value_type(parse_duration),
         metavar="AGE",
         help="remove files last used longer ago than this (30d, 12h, 2w)",
     )
     prune.add_argument(
         "--max-size",
-        type=_option(parse_size),
+        type=value_type(parse_size),
         metavar="SIZE",
         help="then remove the least recently used until the cache is at most this (50GB)",
     )
 
 
-def run(args: argparse.Namespace, config: Config) -> int:
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
     root: Path = args.cache_dir.expanduser() if args.cache_dir else config.cache_dir
     if not (root / "files").is_dir():
         print(f"pypi-proxy: cache: no cache at {root}", file=sys.stderr)
@@ -72,16 +72,16 @@ def _stats(store: BlobStore, root: Path, top: int) -> int:
     print(f"disk free: {size(free)} (kept above {size(store.min_free)})")
     if parts:
         print(f"partial:   {len(parts)} downloads in progress or interrupted")
+    now = time.time()
     if files:
-        now = time.time()
         print(f"last used: newest {duration(now - max(files)[0])} ago, "
               f"oldest {duration(now - min(files)[0])} ago")  # fmt: skip
     if top > 0 and files:
         names = _names(root)
-        print(f"\n{'size':>10}  {'last used':>10}  file")
+        rows = [("size", "last used", "file")]
         for used_at, length, path in sorted(files, key=lambda f: -f[1])[:top]:
-            name = names.get(path.name, path.name)
-            print(f"{size(length):>10}  {duration(time.time() - used_at):>10}  {name}")
+            rows.append((size(length), duration(now - used_at), names.get(path.name, path.name)))
+        print("\n" + "\n".join(table(rows, right={0, 1})))
     return 0
 
 
@@ -121,32 +121,19 @@ def _names(root: Path) -> dict[str, str]:
     whose page is no longer cached keeps its sha256 for a name."""
     names: dict[str, str] = {}
     by_url: dict[str, str] = {}
-    with diskcache.Cache(str(root / "index")) as db:
-        for key in db.iterkeys():
-            if isinstance(key, str) and key.startswith("page:"):
-                stored: Any = db.get(key)
-                page = stored and stored.get("value")
-                for link in (page or {}).get("files", ()):
-                    name = f"{page['name']}/{link['filename']}"
-                    by_url[link["url"]] = name
-                    if link.get("sha256"):
-                        names[link["sha256"]] = name
-                    if link.get("metadata_sha256"):
-                        names[link["metadata_sha256"]] = name + ".metadata"
-        for key in db.iterkeys():
-            if isinstance(key, tuple) and key[1] in by_url:
-                suffix = ".metadata" if key[0] == "metadata" else ""
-                names[db.get(key)] = by_url[key[1]] + suffix
+    db = IndexDB(root)
+    try:
+        for page in db.project_pages():
+            for link in page.get("files", ()):
+                name = f"{page['name']}/{link['filename']}"
+                by_url[link["url"]] = name
+                if link.get("sha256"):
+                    names[link["sha256"]] = name
+                if link.get("metadata_sha256"):
+                    names[link["metadata_sha256"]] = name + ".metadata"
+        for lesson, url, sha256 in db.learned():
+            if url in by_url:
+                names[sha256] = by_url[url] + (".metadata" if lesson == "metadata" else "")
+    finally:
+        db.close()
     return names
-
-
-def _option(parse: Callable[[Any, str], T]) -> Callable[[str], T]:
-    """A config value parser as an argparse type: its message names the option."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text, "value")
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
-
-    return convert

@@ -16,10 +16,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
 
 from .config import Circuit
-from .model import hide_passwords
+from .redact import hide_passwords
 
 JITTER = 0.25
 # A Retry-After longer than this is not taken at its word.
@@ -79,17 +78,38 @@ class MirrorHealth:
         self.next_probe = now + wait
         return True
 
-    def report(self, now: float) -> dict[str, Any]:
-        return {
-            "url": hide_passwords(self.url),
-            "state": self.state.value,
-            "consecutive_failures": self.failures,
-            "last_error": self.last_error,
-            "last_error_age_s": None
+    def report(self, now: float) -> MirrorReport:
+        return MirrorReport(
+            url=hide_passwords(self.url),
+            state=self.state,
+            consecutive_failures=self.failures,
+            last_error=self.last_error,
+            last_error_age_s=None
             if self.last_error_at is None
             else round(now - self.last_error_at, 1),
-            "latency_ms": None if self.latency is None else round(self.latency * 1000, 1),
-            "next_probe_in_s": round(max(self.next_probe - now, 0.0), 1)
+            latency_ms=None if self.latency is None else round(self.latency * 1000, 1),
+            next_probe_in_s=round(max(self.next_probe - now, 0.0), 1)
             if self.state is State.OPEN
             else None,
-        }
+        )
+
+
+@dataclass(frozen=True)
+class MirrorReport:
+    """A mirror's health as shown to people: on the status page and, as JSON, at `/-/health`.
+    The URL is shown with its password masked."""
+
+    url: str
+    state: State
+    consecutive_failures: int
+    last_error: str | None
+    last_error_age_s: float | None
+    latency_ms: float | None
+    next_probe_in_s: float | None  # while the circuit is open
+
+    @property
+    def up(self) -> bool:
+        return self.state is State.CLOSED
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.__dict__, "state": self.state.value}

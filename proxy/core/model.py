@@ -1,10 +1,13 @@
-"""The index in the shape of PEP 691: what every upstream page is parsed into and rendered from."""
+"""The index in the shape of PEP 691: what every upstream page is parsed into and rendered from,
+and the few values that travel with it through the proxy."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, NewType
+from enum import Enum
+from typing import TYPE_CHECKING, Any, NewType
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -14,6 +17,9 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
+
+if TYPE_CHECKING:
+    from .config import Upstream
 
 NormalizedName = NewType("NormalizedName", str)
 
@@ -71,6 +77,12 @@ class FileLink:
     metadata_sha256: str | None = None
 
     @property
+    def key(self) -> str:
+        """What names the file while it downloads: its sha256, or, for a file listed without
+        one, a digest of its URL."""
+        return self.sha256 or hashlib.sha256(self.url.encode()).hexdigest()
+
+    @property
     def offers_metadata(self) -> bool:
         """Whether clients are offered `<file>.metadata` (PEP 658): for every wheel, since the
         proxy can always serve it (the upstream's, or read out of the wheel); for no other
@@ -119,11 +131,20 @@ class ProjectPage:
         )
 
 
-# `scheme://user:password@host` or `scheme://token@host`: a private mirror's credentials.
-_CREDENTIALS = re.compile(r"(?<=://)(?:([^/@\s:]*):)?[^/@\s]*@")
+@dataclass(frozen=True)
+class FileOrigin:
+    """Where a file a client asks for comes from: the upstream group, the page of one of its
+    mirrors that listed it, and the link on that page."""
+
+    upstream: Upstream
+    page: ProjectPage
+    link: FileLink
 
 
-def hide_passwords(text: str) -> str:
-    """Text with the password (or token) of every URL in it masked, before it leaves the process:
-    in logs, error answers, `/-/health`, the status page and metric labels."""
-    return _CREDENTIALS.sub(lambda m: "***@" if m[1] is None else f"{m[1]}:***@", text)
+class CacheResult(Enum):
+    """How an answer was served, sent to clients as `X-Cache`."""
+
+    HIT = "HIT"  # from the cache, fresh
+    MISS = "MISS"  # fetched from upstream for this request
+    STALE = "STALE"  # from the cache, past its TTL (refreshed behind, or upstream down)
+    PASS = "PASS"  # from upstream, not kept (no room in the cache)

@@ -1,4 +1,4 @@
-"""The one byte range a `Range` header asks for (RFC 9110), or none to honour."""
+"""Byte ranges (RFC 9110): the one a client's `Range` asks for; where an upstream 206 starts."""
 
 from __future__ import annotations
 
@@ -35,3 +35,18 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise Unsatisfiable(header)
     return start, end
+
+
+def content_range(header: str) -> tuple[int | None, int | None]:
+    """Where a 206's body starts, and the file's size: `bytes 100-199/1000` -> (100, 1000);
+    what is missing or unreadable is None."""
+    unit, _, spec = header.partition(" ")
+    span, _, total = spec.partition("/")
+    if unit != "bytes":
+        return None, None
+    return digits(span.partition("-")[0]), digits(total)
+
+
+def digits(value: str | None) -> int | None:
+    """A header's whole number (`Content-Length`), or None."""
+    return int(value) if value and value.isdigit() else None

@@ -1,29 +1,21 @@
-"""Which upstreams a project is looked up in."""
+"""Which upstreams a project is looked up in, and how their pages make one page."""
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from .config import Route
-from .model import NormalizedName
+from .model import FileLink, NormalizedName, ProjectPage
 
 
 def route_for(routes: tuple[Route, ...], name: NormalizedName) -> Route | None:
     """The first route matching `name`; None if none does (the project is then unknown to
     this proxy)."""
-    return next((route for route in routes if route.matches(name)), None)
-
-
-def upstreams_for(routes: tuple[Route, ...], name: NormalizedName) -> tuple[str, ...]:
-    """The upstreams `name` is looked up in, in priority order."""
-    route = route_for(routes, name)
-    return route.upstreams if route else ()
+    return next((route for route in routes if route.pattern_matching(name) is not None), None)
 
 
 def explain(routes: tuple[Route, ...], name: NormalizedName) -> str:
     """Which route a project takes and why, in words, for `pypi-proxy routes`."""
     for number, route in enumerate(routes):
-        matched = next((p for p in route.patterns if fnmatchcase(name, p)), None)
+        matched = route.pattern_matching(name)
         if matched is not None:
             order = " then ".join(route.upstreams)
             how = (
@@ -33,3 +25,13 @@ def explain(routes: tuple[Route, ...], name: NormalizedName) -> str:
             )
             return f"{name}: routes[{number}] (matches {matched!r}): {order}; {how}"
     return f"{name}: no route matches: unknown to this index (404)"
+
+
+def union(pages: list[ProjectPage]) -> ProjectPage:
+    """Every file of every page, in priority order; a filename listed by several upstreams is
+    taken from the first (the same name with other bytes is never mixed in)."""
+    files: dict[str, FileLink] = {}
+    for page in pages:
+        for link in page.files:
+            files.setdefault(link.filename, link)
+    return ProjectPage(name=pages[0].name, files=tuple(files.values()))

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
 from .client_setup import SYSTEMS, Snippet, snippets
-from .units import duration, size
+from .health import MirrorReport
+from .units import human_duration as duration
+from .units import human_size as size
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Traffic:
 
 
 @dataclass(frozen=True)
-class Download:
+class DownloadProgress:
     filename: str
     written: int
     size: int | None
@@ -44,10 +45,10 @@ class Download:
 class Snapshot:
     version: str
     uptime: float
-    mirrors: dict[str, list[dict[str, Any]]]  # upstream name -> its mirrors' health reports
+    mirrors: dict[str, list[MirrorReport]]  # upstream name -> its mirrors' health
     cache: CacheFigures
     traffic: Traffic
-    downloads: list[Download]
+    downloads: list[DownloadProgress]
     indexes: list[tuple[str, str]]  # (name, the index URL as this browser reaches it)
 
 
@@ -70,23 +71,23 @@ def _ratio(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}% ({part:,} of {whole:,})" if whole else "no answers yet"
 
 
-def _mirrors(mirrors: dict[str, list[dict[str, Any]]]) -> str:
+def _mirrors(mirrors: dict[str, list[MirrorReport]]) -> str:
     rows = []
     for upstream, reports in mirrors.items():
         for report in reports:
-            latency = report["latency_ms"]
-            error = report["last_error"] or ""
-            if report["state"] != "closed":
-                css, state = "down", f"down, next try in {duration(report['next_probe_in_s'] or 0)}"
+            latency = report.latency_ms
+            error = report.last_error or ""
+            if not report.up:
+                css, state = "down", f"down, next try in {duration(report.next_probe_in_s or 0)}"
             elif latency is None and not error:
                 css, state = "idle", "not asked yet"
             else:
                 css, state = "up", "up"
-            if error and report["last_error_age_s"] is not None:
-                error += f" ({duration(report['last_error_age_s'])} ago)"
+            if error and report.last_error_age_s is not None:
+                error += f" ({duration(report.last_error_age_s)} ago)"
             rows.append(
                 f'<tr class="{css}"><td>{escape(upstream)}</td>'
-                f'<td class="url">{escape(report["url"])}</td><td>{escape(state)}</td>'
+                f'<td class="url">{escape(report.url)}</td><td>{escape(state)}</td>'
                 f"<td>{'-' if latency is None else f'{latency:.0f} ms'}</td>"
                 f'<td class="error">{escape(error)}</td></tr>'
             )
@@ -115,7 +116,7 @@ def _cache(cache: CacheFigures, traffic: Traffic) -> str:
 </dl>"""
 
 
-def _downloads(downloads: list[Download]) -> str:
+def _downloads(downloads: list[DownloadProgress]) -> str:
     if not downloads:
         return '<p id="downloads">No downloads in progress.</p>'
     rows = []

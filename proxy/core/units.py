@@ -1,9 +1,49 @@
-"""Sizes and durations as people read them, for the status page and the commands."""
+"""Sizes and durations: read from the config and the command line, written for people.
+
+The parsers raise `ValueError` saying what was expected; the caller adds where the value came
+from (a key path of the config, or a command-line option).
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
 
-def size(n: float) -> str:
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
+_BYTES = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}  # fmt: skip
+
+
+def parse_duration(value: Any, *, positive: bool = False) -> float:
+    """Seconds, from a number or a string such as `90s`, `10m`, `12h`, `7d`."""
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match[1]) * _SECONDS[match[2] or "s"]
+    if seconds is None or seconds < 0 or (positive and seconds == 0):
+        raise ValueError(f"expected a duration such as 30s, 10m, 7d, got {value!r}")
+    return seconds
+
+
+def parse_size(value: Any) -> int:
+    """Bytes, from a number or a string such as `500MB`, `200GB`, `1.5TiB`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value)
+        if match and match[2].lower() in _BYTES:
+            return int(float(match[1]) * _BYTES[match[2].lower()])
+    raise ValueError(f"expected a size such as 500MB, 200GB, 1.5TiB, got {value!r}")
+
+
+def human_size(n: float) -> str:
     """`903 B`, `3.1 MB`, `1.2 TB` (powers of 1000, as disks are sold)."""
     for unit in ("B", "kB", "MB", "GB"):
         if abs(n) < 1000:
@@ -12,7 +52,7 @@ def size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     """`40 s`, `12 min`, `3 h 20 min`, `5 d 2 h`."""
     minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
     if days >= 1:

@@ -50,11 +50,14 @@ class BlobStore:
         path = self.path(sha256)
         return path if path.is_file() else None
 
-    def touch(self, path: Path) -> None:
-        """Mark a file as just used."""
-        # Evicted meanwhile, or not ours to touch: it is served all the same.
-        with contextlib.suppress(OSError):
-            os.utime(path)
+    def use(self, sha256: str | None) -> Path | None:
+        """The stored file, marked as just used; None if there is none."""
+        path = self.find(sha256)
+        if path is not None:
+            # Evicted meanwhile, or not ours to touch: it is served all the same.
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        return path
 
     def usage(self) -> int:
         """Bytes of the files in the store."""
@@ -77,6 +80,13 @@ class BlobStore:
         if self.max_size is not None and self.usage() + size > self.max_size:
             return False
         return shutil.disk_usage(self.files).free - size >= self.min_free
+
+    def make_room(self, size: int) -> bool:
+        """Whether a file of `size` bytes fits, once least recently used files are evicted."""
+        if self.has_room(size):
+            return True
+        self.evict(size)
+        return self.has_room(size)
 
     def evict(self, room: int = 0, keep: Path | None = None, used_before: float = 0.0) -> int:
         """Remove least recently used files (but `keep`) until the store keeps its limits

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from ..core.model import hide_passwords
+from ..core.redact import hide_passwords
 
 FORMATS = ("text", "json")
 

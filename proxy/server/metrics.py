@@ -1,6 +1,7 @@
 """Prometheus metrics, `GET /metrics`: what the proxy serves, from where, and how its upstreams
 are doing. One registry per app (so that several apps in one process keep apart); with
-`--workers N`, each process answers with its own counts."""
+`--workers N`, each process answers with its own counts. The only module that names a metric.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +9,41 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from ..core.redact import hide_passwords
+from ..core.status_page import Traffic
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
+        self.registry = r = CollectorRegistry()
+        self._requests = Counter(
             "pypi_proxy_requests", "Requests answered", ["route", "status"], registry=r
         )
-        self.sent_bytes = Counter(
+        self._sent_bytes = Counter(
             "pypi_proxy_sent_bytes", "Body bytes sent to clients", ["route"], registry=r
         )
-        self.cache = Counter(
+        self._cache = Counter(
             "pypi_proxy_cache_results",
             "Answers by X-Cache (HIT, MISS, STALE, PASS) and kind (page, file)",
             ["kind", "result"],
             registry=r,
         )
-        self.fetched_bytes = Counter(
+        self._fetched_bytes = Counter(
             "pypi_proxy_upstream_bytes", "File bytes fetched from upstreams", registry=r
         )
-        self.upstream_errors = Counter(
+        self._upstream_errors = Counter(
             "pypi_proxy_upstream_errors", "Failed upstream requests", ["mirror"], registry=r
         )
-        self.upstream_latency = Histogram(
+        self._upstream_latency = Histogram(
             "pypi_proxy_upstream_latency_seconds",
             "Time to response headers of upstream requests that succeeded",
             ["mirror"],
             registry=r,
         )
-        self.fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
-        self.cache_bytes = Gauge(
+        self._fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
+        self._cache_bytes = Gauge(
             "pypi_proxy_cache_bytes",
             "Bytes of files in the cache (this process's count)",
             registry=r,
@@ -48,32 +51,59 @@ class Metrics:
 
     def watch(self, fills: Callable[[], int], cache_bytes: Callable[[], int]) -> None:
         """Gauges read when scraped."""
-        self.fills.set_function(fills)
-        self.cache_bytes.set_function(cache_bytes)
+        self._fills.set_function(fills)
+        self._cache_bytes.set_function(cache_bytes)
 
     def record(self, route: str, status: int, sent: int, cache: str) -> None:
-        """One HTTP answer, by route template: a label per project would have no end."""
-        self.requests.labels(route, str(status)).inc()
-        self.sent_bytes.labels(route).inc(sent)
+        """One HTTP answer, by route template (a label per project would have no end), and
+        its `X-Cache` if it has one."""
+        self._requests.labels(route, str(status)).inc()
+        self._sent_bytes.labels(route).inc(sent)
         if cache:
-            self.cache.labels(kind(route), cache).inc()
+            self._cache.labels(_kind(route), cache).inc()
 
-    def total(self, metric: str, where: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
-        """The sum of a metric's samples (`..._total` for a counter) whose labels pass `where`."""
-        return sum(
-            sample.value
-            for family in self.registry.collect()
-            for sample in family.samples
-            if sample.name == metric and where(sample.labels)
+    def upstream_bytes(self, count: int) -> None:
+        self._fetched_bytes.inc(count)
+
+    def upstream_error(self, mirror: str) -> None:
+        self._upstream_errors.labels(hide_passwords(mirror)).inc()
+
+    def upstream_latency(self, mirror: str, seconds: float) -> None:
+        self._upstream_latency.labels(hide_passwords(mirror)).observe(seconds)
+
+    def traffic(self) -> Traffic:
+        """This process's answers and bytes since it started, for the status page."""
+
+        def answers(kind: str, result: str | None = None) -> int:
+            return _total(
+                self._cache,
+                lambda labels: labels["kind"] == kind and result in (None, labels["result"]),
+            )
+
+        return Traffic(
+            file_hits=answers("file", "HIT"),
+            file_answers=answers("file"),
+            page_hits=answers("page", "HIT"),
+            page_answers=answers("page"),
+            served=_total(self._sent_bytes, lambda labels: _kind(labels["route"]) == "file"),
+            fetched=_total(self._fetched_bytes),
         )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def is_file_route(labels: dict[str, str]) -> bool:
-    return kind(labels["route"]) == "file"
-
-
-def kind(route: str) -> str:
+def _kind(route: str) -> str:
     return "file" if "/files/" in route else "page"
+
+
+def _total(counter: Counter, where: Callable[[dict[str, str]], bool] = lambda _: True) -> int:
+    """The sum of a counter's values over the label sets that pass `where`."""
+    return int(
+        sum(
+            sample.value
+            for family in counter.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total") and where(sample.labels)
+        )
+    )

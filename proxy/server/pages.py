@@ -1,62 +1,64 @@
 """Index pages: fetched from upstreams at most once per TTL, kept on disk across restarts.
 
-Each upstream's page for a project is one entry, on disk (diskcache) and in a small in-memory
-layer that also keeps the bodies rendered from it, so a page of 4,000 files is rendered once
-per change and per format, not once per request.
+Each upstream's page for a project is one entry, on disk (the index database) and in a small
+in-memory layer that also keeps the bodies rendered from it, so a page of 4,000 files is
+rendered once per change and per format, not once per request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
-import diskcache
 
 from ..core.config import Config, Index, Upstream
-from ..core.merge import union
-from ..core.model import FileLink, NormalizedName, ProjectPage
+from ..core.model import CacheResult, FileLink, FileOrigin, NormalizedName, ProjectPage
 from ..core.render import Format, Rendered, render_project
-from ..core.routing import route_for
+from ..core.routing import route_for, union
+from .errors import UpstreamError
 from .flight import SingleFlight
-from .upstream import UpstreamClient, UpstreamError
+from .index_db import IndexDB
 
 log = logging.getLogger("pypi_proxy.pages")
 
 T = TypeVar("T")
 NEGATIVE_TTL = 60.0
-# A counter in the shared database, moved whenever a download taught the proxy the sha256 of a
-# file its upstream listed without one: pages rendered before are rendered again.
-LEARNED = "learned"
 _MEMORY_ENTRIES = 256
+
+
+class PageSource(Protocol):
+    """Where pages come from (`UpstreamClient`)."""
+
+    async def project_page(
+        self, upstream: Upstream, name: NormalizedName
+    ) -> ProjectPage | None: ...
+
+    async def project_names(self, upstream: Upstream) -> set[NormalizedName]: ...
 
 
 @dataclass
 class Entry(Generic[T]):
     value: T
-    fetched: float
+    fetched: float  # wall-clock time: entries outlive the process
     renders: dict[Format, Rendered] = field(default_factory=dict)
-    learned: int = 0  # the version of what the proxy learned that `renders` are made with
-
-    def age(self) -> float:
-        return time.time() - self.fetched
+    lessons: int = 0  # the version of what the proxy learned that `renders` are made with
 
     async def rendered(
-        self, fmt: Format, render: Callable[[T, Format], Rendered], learned: int = 0
+        self, fmt: Format, render: Callable[[T, Format], Rendered], lessons: int = 0
     ) -> Rendered:
         """The body in this format, rendered once (again when the proxy learned something
         new that goes into it). Off the event loop: the index root of the official index
         (700,000 names) takes a second to render."""
-        if learned != self.learned:
-            self.renders, self.learned = {}, learned
+        if lessons != self.lessons:
+            self.renders, self.lessons = {}, lessons
         if fmt not in self.renders:
             self.renders[fmt] = await anyio.to_thread.run_sync(render, self.value, fmt)
         return self.renders[fmt]
@@ -64,10 +66,10 @@ class Entry(Generic[T]):
 
 @dataclass(frozen=True)
 class Found(Generic[T]):
-    """A cached value, and how it was served (`X-Cache`: HIT, MISS or STALE)."""
+    """A cached value, and how it was served."""
 
     entry: Entry[T]
-    cache: str
+    cache: CacheResult
 
     @property
     def value(self) -> T:
@@ -81,8 +83,13 @@ class ProjectFound(Found[ProjectPage]):
 
     origins: tuple[tuple[Upstream, ProjectPage], ...] = ()
 
-    def origin(self, filename: str) -> tuple[Upstream, ProjectPage]:
-        return next((u, page) for u, page in self.origins if page.file(filename))
+    def origin(self, filename: str) -> FileOrigin | None:
+        """Where the file of this name comes from; None if no page lists it."""
+        for upstream, page in self.origins:
+            link = page.file(filename)
+            if link is not None:
+                return FileOrigin(upstream, page, link)
+        return None
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ _PAGE = _Codec[ProjectPage | None](
     decode=lambda data: ProjectPage.from_dict(data) if data else None,
 )
 _NAMES = _Codec[set[NormalizedName]](encode=sorted, decode=set)
+# Which copy wins the X-Cache of a page made of several: the least fresh.
+_WORST_FIRST = (CacheResult.STALE, CacheResult.MISS, CacheResult.HIT)
 
 
 class PageCache:
@@ -103,10 +112,17 @@ class PageCache:
     for up to `stale_while_revalidate` more; and, when every mirror fails, served for up to
     `stale_if_error` rather than not at all."""
 
-    def __init__(self, config: Config, db: diskcache.Cache, client: UpstreamClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: IndexDB,
+        source: PageSource,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._db = db
-        self._client = client
+        self._source = source
+        self._clock = clock
         self._memory: OrderedDict[str, Entry[Any]] = OrderedDict()
         self._flights: SingleFlight[Entry[Any]] = SingleFlight()
 
@@ -127,19 +143,10 @@ class PageCache:
         route = route_for(index.routes, name)
         if route is None:
             return None
-        ttl = self._config.page_ttl if max_age is None else max_age
         found: list[tuple[Upstream, Found[ProjectPage]]] = []
         for upstream_name in route.upstreams:
             upstream = self._config.upstream(upstream_name)
-            got = await self._get(
-                _page_key(upstream, name),
-                partial(self._client.project_page, upstream, name),
-                _PAGE,
-                # "No such project" is remembered briefly, so that a project published a
-                # minute ago shows up soon, while a typo does not cost a request every time.
-                ttl=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
-                revalidate=max_age is None,
-            )
+            got = await self._upstream_page(upstream, name, max_age)
             if got.value is not None:
                 found.append((upstream, cast(Found[ProjectPage], got)))
                 if route.strategy == "first":
@@ -148,9 +155,22 @@ class PageCache:
             return None
         entries = [f.entry for _, f in found]
         entry = entries[0] if len(entries) == 1 else self._merged(entries)
-        caches = {f.cache for _, f in found}
-        cache = next(c for c in ("STALE", "MISS", "HIT") if c in caches)
+        cache = next(c for c in _WORST_FIRST if c in {f.cache for _, f in found})
         return ProjectFound(entry, cache, tuple((u, f.value) for u, f in found))
+
+    async def _upstream_page(
+        self, upstream: Upstream, name: NormalizedName, max_age: float | None
+    ) -> Found[ProjectPage | None]:
+        ttl = self._config.page_ttl if max_age is None else max_age
+        return await self._get(
+            self._db.page_key(upstream, name),
+            partial(self._source.project_page, upstream, name),
+            _PAGE,
+            # "No such project" is remembered briefly, so that a project published a minute
+            # ago shows up soon, while a typo does not cost a request every time.
+            ttl=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
+            revalidate=max_age is None,
+        )
 
     def _merged(self, entries: list[Entry[ProjectPage]]) -> Entry[ProjectPage]:
         """One merged entry per set of upstream entries, so that it is rendered once too."""
@@ -165,7 +185,7 @@ class PageCache:
         """A project page's body, with what the proxy learned itself: the sha256 of files
         listed without one (nightly pages of the PyTorch index), computed when it downloaded
         them, and of the metadata it read out of wheels."""
-        return await found.entry.rendered(fmt, self._render, self._db.get(LEARNED, 0))
+        return await found.entry.rendered(fmt, self._render, self._db.lessons())
 
     def _render(self, page: ProjectPage, fmt: Format) -> Rendered:
         return render_project(
@@ -174,9 +194,9 @@ class PageCache:
 
     def _learned(self, link: FileLink) -> FileLink:
         if link.sha256 is None:
-            link = dataclasses.replace(link, sha256=self._db.get(("sha256", link.url)))
+            link = dataclasses.replace(link, sha256=self._db.sha256_of(link))
         if not link.metadata_sha256 and link.offers_metadata:
-            metadata = self._db.get(("metadata", link.url))
+            metadata = self._db.metadata_sha256_of(link)
             if metadata is not None:
                 link = dataclasses.replace(link, metadata_sha256=metadata)
         return link
@@ -186,7 +206,7 @@ class PageCache:
         used = {name for route in index.routes for name in route.upstreams}
         upstreams = tuple(u for u in self._config.upstreams if u.name in used)
         return await self._get(
-            _root_key(upstreams),
+            self._db.root_key(upstreams),
             partial(self._fetch_names, upstreams),
             _NAMES,
             ttl=lambda _: self._config.page_ttl,
@@ -195,7 +215,7 @@ class PageCache:
 
     async def _fetch_names(self, upstreams: tuple[Upstream, ...]) -> set[NormalizedName]:
         results = await asyncio.gather(
-            *(self._client.project_names(u) for u in upstreams), return_exceptions=True
+            *(self._source.project_names(u) for u in upstreams), return_exceptions=True
         )
         names: set[NormalizedName] = set()
         for upstream, result in zip(upstreams, results, strict=True):
@@ -221,53 +241,42 @@ class PageCache:
         entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, codec)
         if entry is not None:
             self._remember(key, entry)
-            age, fresh_for = entry.age(), ttl(entry.value)
+            age, fresh_for = self._clock() - entry.fetched, ttl(entry.value)
             if age < fresh_for:
-                return Found(entry, "HIT")
+                return Found(entry, CacheResult.HIT)
             if revalidate and age < fresh_for + self._config.stale_while_revalidate:
                 self._flights.start(key, partial(self._fetch_and_store, key, fetch, codec))
-                return Found(entry, "STALE")
+                return Found(entry, CacheResult.STALE)
         try:
-            return Found(
-                await self._flights.run(key, partial(self._fetch_and_store, key, fetch, codec)),
-                "MISS",
+            fetched = await self._flights.run(
+                key, partial(self._fetch_and_store, key, fetch, codec)
             )
         except UpstreamError as exc:
-            if entry is None or entry.age() > ttl(entry.value) + self._config.stale_if_error:
+            if entry is None or self._clock() - entry.fetched > (
+                ttl(entry.value) + self._config.stale_if_error
+            ):
                 raise
             log.warning("serving a stale copy of %s: %s", key, exc)
-            return Found(entry, "STALE")
+            return Found(entry, CacheResult.STALE)
+        return Found(fetched, CacheResult.MISS)
 
     async def _fetch_and_store(
         self, key: str, fetch: Callable[[], Awaitable[T]], codec: _Codec[T]
     ) -> Entry[T]:
-        entry = Entry(await fetch(), time.time())
-        stored = {"fetched": entry.fetched, "value": codec.encode(entry.value)}
-        await anyio.to_thread.run_sync(self._db.set, key, stored)
+        entry = Entry(await fetch(), self._clock())
+        await anyio.to_thread.run_sync(
+            self._db.store_entry, key, entry.fetched, codec.encode(entry.value)
+        )
         self._remember(key, entry)
         return entry
 
     def _stored(self, key: str, codec: _Codec[T]) -> Entry[T] | None:
         """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""
-        stored = self._db.get(key)
-        return None if stored is None else Entry(codec.decode(stored["value"]), stored["fetched"])
+        stored = self._db.entry(key)
+        return None if stored is None else Entry(codec.decode(stored[1]), stored[0])
 
     def _remember(self, key: str, entry: Entry[Any]) -> None:
         self._memory[key] = entry
         self._memory.move_to_end(key)
         while len(self._memory) > _MEMORY_ENTRIES:
             self._memory.popitem(last=False)
-
-
-def _page_key(upstream: Upstream, name: NormalizedName) -> str:
-    return f"page:{_identity(upstream)}:{name}"
-
-
-def _root_key(upstreams: tuple[Upstream, ...]) -> str:
-    return "root:" + ",".join(_identity(u) for u in upstreams)
-
-
-def _identity(upstream: Upstream) -> str:
-    """An upstream's name and mirrors: editing its mirrors in the config is a new cache."""
-    mirrors = hashlib.sha256("\n".join(upstream.mirrors).encode()).hexdigest()[:12]
-    return f"{upstream.name}@{mirrors}"

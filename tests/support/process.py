@@ -39,7 +39,8 @@ def proxy_process(
                "--host", "127.0.0.1", "--port", str(port), *extra]  # fmt: skip
     if cache_dir is not None:
         command += ["--cache-dir", str(cache_dir)]
-    stderr = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    log_file = open(log, "wb") if log else None  # noqa: SIM115 (closed below)
+    stderr = log_file or subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
 
@@ -60,8 +61,8 @@ def proxy_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        if log:
-            stderr.close()
+        if log_file:
+            log_file.close()
 
 
 def rss_bytes(pid: int) -> int:

@@ -411,30 +411,31 @@ class FakeUpstream:
             else:
                 reply = _Reply(200, self._root_html(names), {"content-type": html_type})
         else:
-            rest = path[len(self.prefix) + 1 :]
-            name = rest.removesuffix("/")
-            if self.style == "mirror" and rest != normalize_name(name) + "/":
-                location = f"{self.prefix}/{normalize_name(name)}/"
-                return _Reply(301, b"", {"location": location})
-            if name in faults.missing:
-                return self._not_found()
-            if name in self._raw_pages:
-                content_type, body = _pick_raw(self._raw_pages[name], wants_json)
-                reply = _Reply(200, body, {"content-type": content_type})
-            elif name in self._projects:
-                entries = self._projects[name]
-                if wants_json:
-                    reply = self._json_reply(_project_json(name, entries))
-                else:
-                    body = _project_html(name, entries, meta_tag=self.style == "mirror")
-                    reply = _Reply(200, body, {"content-type": html_type})
-            else:
-                return self._not_found()
+            reply = self._project_page(path[len(self.prefix) + 1 :], wants_json, html_type, faults)
+            if reply.status != 200:
+                return reply
         if self.style == "mirror":
             reply.headers["vary"] = "Accept"
         if faults.corrupt:
             reply.body = _flip_middle_byte(reply.body)
         return reply
+
+    def _project_page(self, rest: str, wants_json: bool, html_type: str, faults: Faults) -> _Reply:
+        name = rest.removesuffix("/")
+        if self.style == "mirror" and rest != normalize_name(name) + "/":
+            return _Reply(301, b"", {"location": f"{self.prefix}/{normalize_name(name)}/"})
+        if name in faults.missing:
+            return self._not_found()
+        if name in self._raw_pages:
+            content_type, body = _pick_raw(self._raw_pages[name], wants_json)
+            return _Reply(200, body, {"content-type": content_type})
+        if name not in self._projects:
+            return self._not_found()
+        entries = self._projects[name]
+        if wants_json:
+            return self._json_reply(_project_json(name, entries))
+        body = _project_html(name, entries, meta_tag=self.style == "mirror")
+        return _Reply(200, body, {"content-type": html_type})
 
     def _json_reply(self, document: dict[str, Any]) -> _Reply:
         body = json.dumps(document).encode()

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy import create_app
-from proxy.core.config import Config, parse_config
+from proxy.core.config import Config
+from proxy.core.config_yaml import parse_config
 
 from .servers import serve
 from .upstream import FakeUpstream

@@ -1,0 +1,118 @@
+"""`pypi-proxy serve`: run the proxy, with one worker process or several sharing the cache."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from ..core.client_setup import pip_ini
+from ..core.config import Config
+from ..server import logs
+from ..server.app import create_app
+from ..server.locks import CROSS_PROCESS
+from .addresses import client_urls
+from .arguments import UsageError, load
+
+HELP = "run the proxy"
+# Worker processes import the app by name; they rebuild the config from these arguments.
+_WORKER_ARGS = "PYPI_PROXY_WORKER_ARGS"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (overrides listen.host)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides listen.port)")
+    parser.add_argument("--cache-dir", type=Path, help="cache directory (overrides cache.dir)")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="text lines, or one JSON object per line (for a log collector)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the cache (each file is still downloaded once)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        config.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cache.dir {config.cache_dir}: {exc.strerror}") from None
+    if args.workers < 1:
+        raise UsageError("--workers: expected 1 or more")
+    if args.workers > 1 and not CROSS_PROCESS:
+        raise UsageError("--workers: one worker process only on this platform")
+    logs.configure(args.log_level, args.log_format)
+    print(banner(config), flush=True)
+    options: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "log_level": args.log_level,
+        # Logging is ours (one format for everything); the access log is the proxy's own,
+        # which knows the cache result and the bytes sent.
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(config), **options)
+    else:
+        os.environ[_WORKER_ARGS] = json.dumps(_worker_args(args))
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
+    return 0
+
+
+def worker_app() -> Starlette:
+    """The app of one worker process under `--workers N` (all share the cache)."""
+    args = argparse.Namespace(**json.loads(os.environ[_WORKER_ARGS]))
+    logs.configure(args.log_level, args.log_format)
+    args.config = Path(args.config) if args.config else None
+    args.cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    return create_app(_config(args))
+
+
+def banner(config: Config) -> str:
+    urls = client_urls(config)
+    lines = [f"pypi-proxy: serving on {config.host}:{config.port}, cache in {config.cache_dir}"]
+    lines += ["Point clients at:"] + [f"  {url}" for url in urls]
+    lines += ["", "pip.ini (Windows: %APPDATA%\\pip\\pip.ini) or pip.conf:", pip_ini(urls[0])]
+    lines += [f"Status, and setup for every client: {urls[0].removesuffix('simple/')}"]
+    return "\n".join(lines)
+
+
+def _worker_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "config": str(args.config.resolve()) if args.config else None,
+        "host": args.host,
+        "port": args.port,
+        "cache_dir": str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The config file's, with what the command line overrides."""
+    config = load(args)
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: expected a port number 0-65535, got {args.port}")
+    return dataclasses.replace(
+        config,
+        host=args.host or config.host,
+        port=config.port if args.port is None else args.port,
+        cache_dir=args.cache_dir.expanduser() if args.cache_dir else config.cache_dir,
+    )

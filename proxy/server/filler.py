@@ -1,0 +1,241 @@
+"""Running fills: one download per file at a time, in this process and across the worker
+processes that share the cache.
+
+A fill runs as a task of its own, detached from the request that started it. Through a lock
+per file, one process downloads (`_own`) while the others follow its part file (`_follow`)
+and take over where it stopped if it dies. A download that breaks off resumes with `Range`,
+on the same mirror while it makes progress, else on the next; the sha256 over the whole file
+keeps the splice safe, and nothing that does not match it is ever committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import anyio
+
+from ..core.model import FileLink, FileOrigin
+from .blobs import BlobStore
+from .errors import NotFoundUpstream, UpstreamError
+from .fill import CHUNK, Fill, FillFailed
+from .index_db import IndexDB
+from .locks import FileLocks
+from .mirror_requests import UpstreamBody
+from .upstream import Source, UpstreamClient
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as Hash
+
+log = logging.getLogger("pypi_proxy.fill")
+
+# Requests one fill makes to a source that keeps breaking off, before it tries the next.
+ATTEMPTS_PER_SOURCE = 3
+# How often a process following another's download looks at its progress.
+FOLLOW_INTERVAL = 0.05
+
+
+class CacheFiller:
+    def __init__(
+        self, store: BlobStore, db: IndexDB, client: UpstreamClient, locks: FileLocks
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._client = client
+        self._locks = locks
+        self._active: dict[str, Fill] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Sources that sent bytes not matching a file's listed hash, passed over next time.
+        self._corrupt: dict[str, set[str]] = {}
+
+    def cached(self, link: FileLink) -> Path | None:
+        """The committed blob of this file, if any (marked as just used)."""
+        return self._store.use(self._db.sha256_of(link))
+
+    def fills(self) -> list[Fill]:
+        """The downloads under way in this process."""
+        return list(self._active.values())
+
+    def under_way(self, link: FileLink) -> bool:
+        return link.key in self._active
+
+    def start(self, origin: FileOrigin) -> Fill:
+        """The download of this file: the one under way, or a new one."""
+        key = origin.link.key
+        fill = self._active.get(key)
+        if fill is None:
+            fill = self._active[key] = Fill(origin.link.filename, key, self._store.part(key))
+            task = asyncio.create_task(self._run(fill, origin), name=f"fill {fill.filename}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: self._active.pop(key, None))
+        return fill
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, fill: Fill, origin: FileOrigin) -> None:
+        try:
+            while not await self._own(fill, origin):
+                await self._follow(fill, origin.link)
+                if fill.path is not None:
+                    return
+        except BaseException as exc:
+            fill.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("download of %s failed: %s", fill.filename, exc)
+
+    async def _own(self, fill: Fill, origin: FileOrigin) -> bool:
+        """Download the file if no other process is at it (False if one is)."""
+        if not self._locks.acquire(fill.key):
+            return False
+        try:
+            committed = self.cached(origin.link)  # by another process meanwhile
+            if committed is not None:
+                fill.commit(committed)
+            else:
+                await self._fetch(fill, origin)
+            return True
+        except BaseException:
+            self._store.discard_part(fill.key)
+            raise
+        finally:
+            self._locks.release(fill.key)
+
+    async def _follow(self, fill: Fill, link: FileLink) -> None:
+        """Another process downloads the file: mirror its progress from the part file until
+        it is committed, or the other process lets go of it."""
+        while True:
+            committed = self.cached(link)
+            if committed is not None:
+                fill.commit(committed)
+                return
+            size = self._store.read_size(fill.key)
+            if size is not False:
+                fill.begin(size)
+            written = self._store.part_size(fill.key)
+            if written is not None and written != fill.written:
+                fill.advance(written)
+            if self._locks.acquire(fill.key):
+                self._locks.release(fill.key)
+                return
+            await asyncio.sleep(FOLLOW_INTERVAL)
+
+    async def _fetch(self, fill: Fill, origin: FileOrigin) -> None:
+        link, digest = origin.link, hashlib.sha256()
+        # A part left by a process that died while downloading is taken over where it
+        # stopped; one gone while we followed it means that download failed.
+        held = await anyio.to_thread.run_sync(_hash_into, digest, fill.part)
+        if fill.written and held is None:
+            raise FillFailed("the process downloading it gave up")
+        fill.advance(held or 0)
+        with open(fill.part, "ab", buffering=0) as out:
+            mirror, url = await self._transfer(fill, out, digest, origin)
+            await anyio.to_thread.run_sync(os.fsync, out.fileno())
+        sha256 = digest.hexdigest()
+        if link.sha256 is not None and sha256 != link.sha256:
+            self._corrupt.setdefault(link.sha256, set()).add(url)
+            self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
+            raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
+        if link.sha256 is None:  # learned: pages list it with its hash from now on
+            self._db.learn("sha256", link.url, sha256)
+        fill.commit(self._store.commit(fill.key, sha256))
+        self._corrupt.pop(sha256, None)
+        if not self._store.has_room(0):  # the new file is read right away: it stays
+            await anyio.to_thread.run_sync(self._store.evict, 0, fill.path)
+        log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
+
+    async def _transfer(
+        self, fill: Fill, out: BinaryIO, digest: Hash, origin: FileOrigin
+    ) -> Source:
+        """Write the file into `out`, from the first source that works, resuming where a
+        body broke off (`Range`, with `If-Range` on the same source) a few times while the
+        source makes progress. Returns the source that delivered the end."""
+        error: Exception = UpstreamError(
+            f"{origin.upstream.name}: no mirror to fetch {fill.filename} from",
+            self._client.next_probe(origin.upstream),
+        )
+        validator: tuple[str, str] | None = None  # the last response's (url, ETag)
+        async for mirror, url in self._sources(origin):
+            for _ in range(ATTEMPTS_PER_SOURCE):
+                before = fill.written
+                if_range = validator[1] if validator and validator[0] == url else None
+                try:
+                    async with self._client.open_file(
+                        mirror, url, offset=fill.written, if_range=if_range
+                    ) as body:
+                        validator = (url, body.validator) if body.validator else None
+                        self._begin(fill, origin.link, body.total)
+                        await _append(fill, out, digest, body)
+                    if fill.size is None or fill.written == fill.size:
+                        return mirror, url
+                    error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
+                except NotFoundUpstream as exc:
+                    error = exc
+                    break
+                except UpstreamError as exc:
+                    error = exc
+                if fill.written == before:
+                    break  # no progress from this source: try the next
+                log.info("%s: resuming at byte %d from %s", fill.filename, fill.written, url)
+        raise error
+
+    def _begin(self, fill: Fill, link: FileLink, total: int | None) -> None:
+        """Settle the file's size from the listing or the first response (a source whose
+        size disagrees is serving another file), and note it for other processes."""
+        known = link.size if link.size is not None else fill.size
+        if known is not None and total is not None and total != known:
+            raise UpstreamError(f"upstream's file has {total} bytes, expected {known}")
+        size = known if known is not None else total
+        if not fill.started.is_set():
+            self._store.write_size(fill.key, size)
+        fill.begin(size)
+
+    async def _sources(self, origin: FileOrigin) -> AsyncIterator[Source]:
+        """The file's sources, those that lately sent bytes not matching its hash last."""
+        corrupt = self._corrupt.get(origin.link.sha256 or "", set())
+        deferred = []
+        async for mirror, url in self._client.file_sources(origin):
+            if url in corrupt:
+                deferred.append((mirror, url))
+            else:
+                yield mirror, url
+        for source in deferred:
+            yield source
+
+
+async def _append(fill: Fill, out: BinaryIO, digest: Hash, body: UpstreamBody) -> None:
+    """Write what the file still lacks from a response, which starts at `body.start`: the
+    offset asked for, or 0 when the source ignored the Range (the part already held is then
+    skipped)."""
+    skip = fill.written - body.start
+    async for chunk in body.chunks:
+        if skip:
+            dropped = min(skip, len(chunk))
+            chunk, skip = chunk[dropped:], skip - dropped
+            if not chunk:
+                continue
+        if fill.size is not None and fill.written + len(chunk) > fill.size:
+            raise UpstreamError(f"upstream sends more than {fill.size} bytes")
+        out.write(chunk)
+        digest.update(chunk)
+        fill.advance(fill.written + len(chunk))
+
+
+def _hash_into(digest: Hash, path: Path) -> int | None:
+    """Feed an existing file into `digest`; its size, or None if there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+            return f.tell()
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,87 @@
+"""What the proxy keeps beside its files, in one diskcache database under `<cache>/index`:
+the upstream pages it fetched, and what downloads taught it (the sha256 of files listed
+without one, the metadata hash of wheels it read). Shared by every worker process and by the
+cache commands; the only module that spells its keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import diskcache
+
+from ..core.config import Upstream
+from ..core.model import FileLink, NormalizedName
+
+Lesson = Literal["sha256", "metadata"]
+# Moved whenever the proxy learned something: pages rendered before are rendered again.
+_LESSONS = "learned"
+
+
+class IndexDB:
+    def __init__(self, cache_dir: Path) -> None:
+        self._db = diskcache.Cache(str(cache_dir / "index"))
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- upstream pages ----------------------------------------------------------------
+
+    @staticmethod
+    def page_key(upstream: Upstream, name: NormalizedName) -> str:
+        return f"page:{_identity(upstream)}:{name}"
+
+    @staticmethod
+    def root_key(upstreams: tuple[Upstream, ...]) -> str:
+        return "root:" + ",".join(_identity(u) for u in upstreams)
+
+    def entry(self, key: str) -> tuple[float, Any] | None:
+        """A stored page (or index root): when it was fetched, and its value as stored."""
+        stored = self._db.get(key)
+        return None if stored is None else (stored["fetched"], stored["value"])
+
+    def store_entry(self, key: str, fetched: float, value: Any) -> None:
+        self._db.set(key, {"fetched": fetched, "value": value})
+
+    def project_pages(self) -> Iterator[dict[str, Any]]:
+        """Every stored project page, as stored (`ProjectPage.to_dict`)."""
+        for key in self._db.iterkeys():
+            if isinstance(key, str) and key.startswith("page:"):
+                stored = self._db.get(key)
+                if stored and stored.get("value"):
+                    yield stored["value"]
+
+    # -- lessons -------------------------------------------------------------------------
+
+    def sha256_of(self, link: FileLink) -> str | None:
+        """The file's sha256: listed, or learned when the proxy downloaded it."""
+        return link.sha256 or self._db.get(("sha256", link.url))
+
+    def metadata_sha256_of(self, link: FileLink) -> str | None:
+        """The sha256 of the wheel's metadata file: advertised, or learned when the proxy
+        read it out of the wheel."""
+        return link.metadata_sha256 or self._db.get(("metadata", link.url))
+
+    def learn(self, lesson: Lesson, url: str, sha256: str) -> None:
+        self._db.set((lesson, url), sha256)
+        self._db.incr(_LESSONS, default=0)
+
+    def lessons(self) -> int:
+        """How many lessons so far: a version of what pages are rendered with."""
+        count: int = self._db.get(_LESSONS, 0)
+        return count
+
+    def learned(self) -> Iterator[tuple[Lesson, str, str]]:
+        """Every lesson: what it is about, the file's URL upstream, and the sha256."""
+        for key in self._db.iterkeys():
+            if isinstance(key, tuple) and key[0] in ("sha256", "metadata"):
+                yield key[0], key[1], self._db.get(key)
+
+
+def _identity(upstream: Upstream) -> str:
+    """An upstream's name and mirrors: editing its mirrors in the config is a new cache."""
+    mirrors = hashlib.sha256("\n".join(upstream.mirrors).encode()).hexdigest()[:12]
+    return f"{upstream.name}@{mirrors}"

@@ -1,0 +1,163 @@
+"""One request to one mirror: sent with the progress timeouts (see `http_client`), its answer
+checked, and what came of it recorded in the mirror's health (see `mirrors`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from ..core.config import Config
+from ..core.health import MirrorHealth
+from ..core.ranges import content_range, digits
+from .errors import NotFoundUpstream, UpstreamError
+from .http_client import NOT_FOUND, RequestFailed, build_http_client, mapped_errors, send
+from .metrics import Metrics
+from .mirrors import MirrorFailed, Mirrors
+
+
+@dataclass(frozen=True)
+class UpstreamBody:
+    """An upstream file response whose body has not been read yet.
+
+    `start` is where the body begins in the file: the offset asked for when the mirror honoured
+    the Range, 0 when it sent the whole file instead. `total` is the file's full size, if known.
+    """
+
+    start: int
+    total: int | None
+    validator: str | None
+    chunks: AsyncIterator[bytes]
+    partial: bool = False  # a 206: the mirror honoured the Range
+
+
+class MirrorRequests:
+    def __init__(
+        self,
+        config: Config,
+        mirrors: Mirrors,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._config = config
+        self._mirrors = mirrors
+        self._metrics = metrics
+        self._http = build_http_client(config, transport=transport)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def fetch_small(self, mirror: MirrorHealth, url: str) -> bytes:
+        """A whole small body (a `.metadata` file)."""
+        try:
+            async with self.request(mirror, url, {}) as response:
+                if response.status_code in NOT_FOUND:
+                    raise NotFoundUpstream(url)
+                return await self.body(mirror, response)
+        except MirrorFailed as exc:
+            raise UpstreamError(f"{url}: {exc}") from None
+
+    @asynccontextmanager
+    async def open_file(
+        self,
+        mirror: MirrorHealth,
+        url: str,
+        *,
+        offset: int = 0,
+        end: int | None = None,
+        if_range: str | None = None,
+    ) -> AsyncIterator[UpstreamBody]:
+        """Open a file download of bytes `offset` to `end` (exclusive; None: to the end of the
+        file). The body streams from `UpstreamBody.chunks`."""
+        headers = {"Accept-Encoding": "identity"}
+        if offset or end is not None:
+            headers["Range"] = f"bytes={offset}-{'' if end is None else end - 1}"
+            if if_range:
+                headers["If-Range"] = if_range
+        try:
+            async with self.request(mirror, url, headers) as response:
+                if response.status_code in NOT_FOUND:
+                    raise NotFoundUpstream(url)
+                yield _upstream_body(response, offset, self.chunks(mirror, response))
+        except MirrorFailed as exc:
+            raise UpstreamError(f"{url}: {exc}") from None
+
+    @asynccontextmanager
+    async def request(
+        self, mirror: MirrorHealth, url: str, headers: dict[str, str]
+    ) -> AsyncIterator[httpx.Response]:
+        """A response whose status is 200, 206 or not-found; anything else fails the mirror.
+        The mirror counts as answering once the body was read to its end: one that answers
+        and then keeps breaking off must still end up skipped."""
+        started = self._mirrors.clock()
+        with self._failures_of(mirror):
+            response = await send(self._http, url, headers, self._config.first_byte_timeout)
+        try:
+            self._check(mirror, response, headers)
+            latency = self._mirrors.clock() - started
+            yield response
+            self._mirrors.succeeded(mirror, latency)
+        finally:
+            await response.aclose()
+
+    def _check(self, mirror: MirrorHealth, response: httpx.Response, sent: dict[str, str]) -> None:
+        status = response.status_code
+        if status not in (200, 206) and status not in NOT_FOUND:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            raise self._mirrors.failed(mirror, f"HTTP {status}", retry_after=retry_after)
+        encoded = response.headers.get("content-encoding", "identity") != "identity"
+        if encoded and sent.get("Accept-Encoding") == "identity":
+            # File bytes are read raw, by offset: an encoded body would not hash right.
+            # Pages and `.metadata` files may come compressed; httpx decodes them.
+            raise self._mirrors.failed(mirror, "unexpected Content-Encoding")
+
+    @contextmanager
+    def _failures_of(self, mirror: MirrorHealth) -> Iterator[None]:
+        """A request that failed as a failure of its mirror (a timeout a severe one)."""
+        try:
+            with mapped_errors():
+                yield
+        except RequestFailed as exc:
+            raise self._mirrors.failed(mirror, str(exc), severe=exc.timeout) from None
+
+    async def body(self, mirror: MirrorHealth, response: httpx.Response) -> bytes:
+        with self._failures_of(mirror):
+            return await response.aread()
+
+    async def chunks(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
+        try:
+            with self._failures_of(mirror):
+                async for chunk in response.aiter_raw():
+                    self._metrics.upstream_bytes(len(chunk))
+                    yield chunk
+        except MirrorFailed as exc:
+            raise UpstreamError(str(exc)) from None
+
+
+def _upstream_body(
+    response: httpx.Response, offset: int, chunks: AsyncIterator[bytes]
+) -> UpstreamBody:
+    validator = response.headers.get("etag")
+    if not validator or validator.startswith("W/"):
+        validator = response.headers.get("last-modified")
+    if response.status_code == 206:
+        start, total = content_range(response.headers.get("content-range", ""))
+        if start != offset:
+            raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
+        return UpstreamBody(start, total, validator, chunks, partial=True)
+    return UpstreamBody(0, digits(response.headers.get("content-length")), validator, chunks)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,76 @@
+"""The mirrors of every upstream group, and what each answer does to their health: a failure
+is logged, counted and moves the mirror's circuit breaker (see `core.health`); a success
+closes it again."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..core.config import Config, Upstream
+from ..core.health import MirrorHealth, MirrorReport, State
+from .metrics import Metrics
+
+log = logging.getLogger("pypi_proxy.upstream")
+
+
+class MirrorFailed(Exception):
+    """One mirror failed one request (already recorded in its health)."""
+
+
+class Mirrors:
+    def __init__(
+        self, config: Config, metrics: Metrics, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._metrics = metrics
+        self.clock = clock
+        self._groups = {
+            u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
+            for u in config.upstreams
+        }
+
+    def of(self, upstream: Upstream) -> list[MirrorHealth]:
+        """The group's mirrors, in the order they are tried."""
+        return self._groups[upstream.name]
+
+    def usable(self, mirror: MirrorHealth) -> bool:
+        """Whether a request may go to the mirror now (see `MirrorHealth.available`)."""
+        return mirror.available(self.clock())
+
+    def succeeded(self, mirror: MirrorHealth, latency: float) -> None:
+        if mirror.state is State.OPEN:
+            log.info("mirror %s answers again: circuit closed", mirror.url)
+        mirror.succeeded(latency)
+        self._metrics.upstream_latency(mirror.url, latency)
+
+    def failed(
+        self,
+        mirror: MirrorHealth,
+        reason: str,
+        *,
+        severe: bool = False,
+        retry_after: float | None = None,
+    ) -> MirrorFailed:
+        """Record the failure; the exception to raise for it."""
+        log.warning("mirror %s: %s", mirror.url, reason)
+        self._metrics.upstream_error(mirror.url)
+        now = self.clock()
+        if mirror.failed(reason, now, severe=severe, retry_after=retry_after):
+            log.warning(
+                "mirror %s: circuit open after %d failure(s); next probe in %.1f s",
+                mirror.url,
+                mirror.failures,
+                mirror.next_probe - now,
+            )
+        return MirrorFailed(reason)
+
+    def next_probe(self, upstream: Upstream) -> float | None:
+        """Seconds until the first of the group's skipped mirrors may be tried again."""
+        now = self.clock()
+        waits = [m.next_probe - now for m in self.of(upstream) if m.state is State.OPEN]
+        return max(min(waits), 0.0) if waits else None
+
+    def reports(self) -> dict[str, list[MirrorReport]]:
+        now = self.clock()
+        return {name: [m.report(now) for m in group] for name, group in self._groups.items()}

@@ -1,0 +1,79 @@
+"""The proxy's own pages: the status page at `/`, `/-/health`, and `/metrics`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
+from ..core.version import proxy_version
+from .metrics import CONTENT_TYPE
+from .services import services_of
+
+
+async def home(request: Request) -> Response:
+    services = services_of(request)
+    store, config = services.store, services.config
+    files, used = store.totals()
+    base = str(request.base_url).rstrip("/")
+    snapshot = Snapshot(
+        version=proxy_version(),
+        uptime=time.monotonic() - services.started,
+        mirrors=services.client.reports(),
+        cache=CacheFigures(
+            files, used, store.max_size, shutil.disk_usage(store.files).free, store.min_free
+        ),
+        traffic=services.metrics.traffic(),
+        downloads=[
+            DownloadProgress(f.filename, f.written, f.size) for f in services.filler.fills()
+        ],
+        indexes=[(index.name, base + config.index_path(index)) for index in config.indexes],
+    )
+    return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(services_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def health(request: Request) -> Response:
+    """200 while the proxy can serve; 503 when it cannot write its cache. Upstreams that are
+    all down make it "degraded" but still serving: what is cached still is."""
+    services = services_of(request)
+    upstreams = services.client.reports()
+    problems = [
+        f"upstream {name}: every mirror is down"
+        for name, mirrors in upstreams.items()
+        if not any(m.up for m in mirrors)
+    ]
+    unwritable = await anyio.to_thread.run_sync(_unwritable, services.store.tmp)
+    if unwritable is not None:
+        problems.insert(0, f"cache not writable: {unwritable}")
+    status = "unavailable" if unwritable else "degraded" if problems else "ok"
+    document = {
+        "status": status,
+        "problems": problems,
+        "pid": os.getpid(),
+        "upstreams": {name: [m.as_json() for m in group] for name, group in upstreams.items()},
+    }
+    return JSONResponse(
+        document, status_code=503 if unwritable else 200, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why files cannot be written in this directory now; None when they can."""
+    probe = directory / f"health-{uuid.uuid4().hex}.put"
+    try:
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

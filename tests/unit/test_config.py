@@ -1,0 +1,193 @@
+"""The YAML configuration: the bundled default, and errors that name the key path."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from proxy.core.config import ConfigError, Index, Route, default_config_path
+from proxy.core.config_yaml import load_config, parse_config
+from proxy.core.model import NormalizedName
+from proxy.core.routing import route_for
+
+MINIMAL: dict[str, Any] = {"upstreams": {"pypi": {"mirrors": ["https://m.test/simple"]}}}
+ANY = [{"projects": ["*"], "upstreams": ["pypi"]}]
+
+
+def upstreams_for(routes: tuple[Route, ...], name: str) -> tuple[str, ...]:
+    route = route_for(routes, NormalizedName(name))
+    return route.upstreams if route else ()
+
+
+def test_bundled_default_config() -> None:
+    config = load_config(default_config_path())
+    assert (config.host, config.port, config.page_ttl) == ("0.0.0.0", 3141, 600.0)
+    assert len(config.upstream("pypi").mirrors) == 2
+    profiles = ["cu121", "cpu", "cu118", "cu124", "cu126", "cu128"]
+    assert [i.name for i in config.indexes] == profiles  # the default, cu121, first
+    for profile in profiles:
+        routes = config.indexes[profiles.index(profile)].routes
+        group = f"pytorch-{profile}"
+        assert config.upstream(group).mirrors[0].endswith(f"/whl/{profile}/")
+        for name in ["torch", "torchvision", "torchaudio", "triton", "pytorch-triton"]:
+            assert upstreams_for(routes, name) == (group,)
+        assert upstreams_for(routes, "numpy") == ("pypi", group)
+
+
+def test_minimal_config_routes_everything_to_every_upstream() -> None:
+    config = parse_config(MINIMAL)
+    assert config.upstream("pypi").mirrors == ("https://m.test/simple/",)
+    assert config.indexes == (Index("default", (Route(patterns=("*",), upstreams=("pypi",)),)),)
+
+
+def test_durations_paths_and_globs() -> None:
+    config = parse_config(
+        {
+            **MINIMAL,
+            "cache": {"dir": "~/x", "page_ttl": "2h"},
+            "timeouts": {"connect": 3, "first_byte": "20s", "stall": "1.5m"},
+            "routes": [{"projects": ["NVIDIA_*", "Torch"], "upstreams": ["pypi"]}],
+        }
+    )
+    assert config.page_ttl == 7200 and config.connect_timeout == 3
+    assert config.first_byte_timeout == 20 and config.stall_timeout == 90
+    assert config.cache_dir == Path.home() / "x"
+    routes = config.indexes[0].routes
+    assert routes[0].patterns == ("nvidia-*", "torch")
+    assert upstreams_for(routes, "nvidia-cudnn-cu12") == ("pypi",)
+    assert upstreams_for(routes, "numpy") == ()
+
+
+def _with(**extra: Any) -> dict[str, Any]:
+    return {**MINIMAL, **extra}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (None, "the top level: expected a mapping"),
+        ({}, "upstreams: missing"),
+        ({"upstreams": {}}, "upstreams: empty"),
+        (_with(listen={"hots": "x"}), "listen.hots: unknown key"),
+        (_with(colour="blue"), "colour: unknown key"),
+        (_with(listen={"port": 70000}), "listen.port: expected a port number"),
+        (_with(listen={"port": "80"}), "listen.port: expected a port number"),
+        (_with(cache={"page_ttl": "ten minutes"}), "cache.page_ttl: expected a duration"),
+        (_with(timeouts={"stall": 0}), "timeouts.stall: expected a duration"),
+        (_with(timeouts={"read": 5}), "timeouts.read: unknown key"),
+        ({"upstreams": {"pypi": {"mirrors": []}}}, "upstreams.pypi.mirrors: needs at least one"),
+        ({"upstreams": {"pypi": {"mirror": ["x"]}}}, "upstreams.pypi.mirror: unknown key"),
+        (
+            {"upstreams": {"pypi": {"mirrors": "https://x/"}}},
+            "upstreams.pypi.mirrors: expected a list",
+        ),
+        (
+            {"upstreams": {"pypi": {"mirrors": ["https://ok.test/", "ftp://x.test/"]}}},
+            "upstreams.pypi.mirrors[1]: not an http(s) URL: 'ftp://x.test/'",
+        ),
+        ({"upstreams": {"pypi": {"mirrors": ["https:///simple"]}}}, "mirrors[0]: not an http(s)"),
+        (
+            _with(routes=[{"projects": ["torch"], "upstreams": ["pytroch"]}]),
+            "routes[0].upstreams[0]: unknown upstream 'pytroch' (known: pypi)",
+        ),
+        (_with(routes=[{"projects": ["torch"]}]), "routes[0].upstreams: missing"),
+        (
+            _with(routes=[{"projects": ["bad name!"], "upstreams": ["pypi"]}]),
+            "routes[0].projects[0]",
+        ),
+        (_with(routes=[]), "routes: empty"),
+        (
+            {"upstreams": {"p": {"mirrors": [{"url": "https://x.test/", "kind": "ftp"}]}}},
+            "upstreams.p.mirrors[0].kind: expected simple or flat, got 'ftp'",
+        ),
+        (
+            {"upstreams": {"p": {"mirrors": [{"kind": "flat"}]}}},
+            "upstreams.p.mirrors[0].url: expected a non-empty string",
+        ),
+        (
+            _with(routes=[{"projects": ["*"], "upstreams": ["pypi"], "strategy": "all"}]),
+            "routes[0].strategy: expected one of first, union, got 'all'",
+        ),
+        (
+            _with(indexes={"cpu": {"routes": [{"projects": ["*"], "upstreams": ["pytorch"]}]}}),
+            "indexes.cpu.routes[0].upstreams[0]: unknown upstream 'pytorch' (known: pypi)",
+        ),
+        (_with(indexes={"cpu": {}}), "indexes.cpu.routes: missing"),
+        (_with(indexes={"files": {"routes": []}}), "indexes.files: 'files' is taken"),
+        (
+            _with(
+                indexes={
+                    "a": {"default": True, "routes": ANY},
+                    "b": {"default": True, "routes": ANY},
+                }
+            ),
+            "indexes.b.default: 'a' is the default already",
+        ),
+        (_with(indexes={"a": {"default": "yes", "routes": ANY}}), "indexes.a.default: expected"),
+        (_with(indexes={"a": {"routes": ANY}}, routes=ANY), "routes: with indexes, each index"),
+    ],
+)
+def test_errors_name_the_key_path(data: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data)
+    assert message in str(raised.value)
+
+
+def test_flat_mirrors_keep_their_url_as_given() -> None:
+    listing = "https://m.test/whl/torch_stable.html"
+    config = parse_config(
+        {"upstreams": {"p": {"mirrors": [{"url": listing, "kind": "flat"}, "https://t.test/x"]}}}
+    )
+    assert config.upstreams[0].mirrors == (listing, "https://t.test/x/")
+    assert config.upstreams[0].flat == {listing}
+
+
+def test_indexes_with_the_default_first() -> None:
+    config = parse_config(
+        _with(indexes={"cpu": {"routes": ANY}, "cu121": {"default": True, "routes": ANY}})
+    )
+    assert [i.name for i in config.indexes] == ["cu121", "cpu"]
+    assert config.index("cpu") is config.indexes[1] and config.index() is config.indexes[0]
+    with pytest.raises(ConfigError, match=r"no index named 'nope' \(known: cu121, cpu\)"):
+        config.index("nope")
+
+
+def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("upstreams: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(MINIMAL))
+    assert load_config(good).upstreams[0].name == "pypi"
+
+
+def test_the_commented_mirror_presets_parse_once_uncommented() -> None:
+    text = default_config_path().read_text()
+    uncommented = re.sub(r"(?m)^(\s+)# (- https://\S+)", r"\1\2", text)
+    config = parse_config(yaml.safe_load(uncommented))
+    assert len(config.upstream("pypi").mirrors) == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, 0), (123, 123), ("500MB", 500 * 10**6), ("200GB", 200 * 10**9), ("1.5GiB", 3 * 2**29),
+     ("2 TB", 2 * 10**12), ("1024", 1024)],
+)  # fmt: skip
+def test_sizes_in_the_config(value: object, expected: int) -> None:
+    config = parse_config({"upstreams": {"p": {"mirrors": ["https://m.test/"]}},
+                           "cache": {"max_size": value}})  # fmt: skip
+    assert config.max_size == expected
+
+
+@pytest.mark.parametrize("value", ["lots", "-5GB", "5 GBs", True, 1.5])
+def test_bad_sizes_name_the_key(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"cache\.max_size: expected a size"):
+        parse_config({"upstreams": {"p": {"mirrors": ["https://m.test/"]}},
+                      "cache": {"max_size": value}})  # fmt: skip

@@ -1,0 +1,82 @@
+"""The circuit breaker of a mirror, step by step on a fake clock."""
+
+from __future__ import annotations
+
+import random
+
+from proxy.core.config import Circuit
+from proxy.core.health import MirrorHealth, State
+
+POLICY = Circuit(failures=3, probe_interval=5, max_probe_interval=40)
+
+
+def _mirror() -> MirrorHealth:
+    return MirrorHealth("https://m.test/simple/", POLICY, _rng=random.Random(1))
+
+
+def test_opens_after_consecutive_failures_and_one_success_closes_it() -> None:
+    m = _mirror()
+    assert [m.failed("503", now=0) for _ in range(3)] == [False, False, True]
+    assert m.state is State.OPEN and not m.available(1)
+    assert 5 * 0.75 <= m.next_probe <= 5 * 1.25
+    # The probe is due: one caller gets it, the next one waits another interval.
+    assert m.available(m.next_probe)
+    assert not m.available(m.next_probe - 0.01)
+    m.succeeded(latency=0.2)
+    assert m.report(0).up and m.failures == 0 and m.available(0)
+    assert m.report(0).latency_ms == 200.0
+
+
+def test_a_success_between_failures_resets_the_count() -> None:
+    m = _mirror()
+    m.failed("503", now=0)
+    m.failed("503", now=0)
+    m.succeeded(latency=0.1)
+    assert not m.failed("503", now=0)
+    assert m.state is State.CLOSED
+
+
+def test_a_severe_failure_or_retry_after_opens_at_once() -> None:
+    m = _mirror()
+    assert m.failed("no response", now=0, severe=True)
+    assert m.state is State.OPEN
+    other = _mirror()
+    assert other.failed("HTTP 429", now=0, retry_after=30)
+    assert other.next_probe == 30  # Retry-After beats the shorter probe interval
+
+
+def test_probe_intervals_grow_with_jitter_up_to_the_cap() -> None:
+    m = _mirror()
+    m.failed("down", now=0, severe=True)
+    intervals = []
+    now = 0.0
+    for _ in range(6):
+        now = m.next_probe
+        assert m.available(now)
+        m.failed("still down", now=now)
+        intervals.append(m.interval)
+    assert intervals == [10, 20, 40, 40, 40, 40]
+    assert (
+        POLICY.max_probe_interval * 0.75 <= m.next_probe - now <= POLICY.max_probe_interval * 1.25
+    )
+
+
+def test_report() -> None:
+    m = _mirror()
+    m.failed("HTTP 503", now=10, severe=True)
+    report = m.report(now=12)
+    assert not report.up and report.state is State.OPEN
+    assert report.last_error == "HTTP 503"
+    assert report.last_error_age_s == 2.0
+    assert report.consecutive_failures == 1
+    assert report.next_probe_in_s is not None
+    # As `/-/health` shows it.
+    assert report.as_json() == {
+        "url": report.url,
+        "state": "open",
+        "consecutive_failures": 1,
+        "last_error": "HTTP 503",
+        "last_error_age_s": 2.0,
+        "latency_ms": None,
+        "next_probe_in_s": report.next_probe_in_s,
+    }
