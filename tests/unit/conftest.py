@@ -1,0 +1,11 @@
+"""The unit tier: pure functions, and the serving shell in process (no socket, no subprocess).
+Async tests run on asyncio through anyio's pytest plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,210 @@
+"""The app in process (httpx's ASGI transport, which buffers whole bodies: nothing about
+streaming or concurrency here), its upstreams an `httpx.MockTransport`: names, formats and
+redirects; a file fetched once, verified, then served from disk; metadata read from the
+wheel's end; what is not listed is not served; the proxy's own pages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from support.mock_net import file_response
+from support.wheels import Dist, make_wheel
+
+from proxy import create_app
+from proxy.core.config import Config
+from proxy.core.config_yaml import parse_config
+
+pytestmark = pytest.mark.anyio
+
+JSON = "application/vnd.pypi.simple.v1+json"
+WHEEL = make_wheel("demo", "1.0", requires=["dep"], payload_size=200_000)
+MIRROR = "https://m.test/simple/"
+
+
+class Upstream:
+    """One mirror of the official index: a project page per dist, files by URL, Range on files."""
+
+    def __init__(self, *dists: Dist) -> None:
+        self.dists = {d.filename: d for d in dists}
+        self.requests: list[httpx.Request] = []
+        self.corrupt = False
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        url = str(request.url)
+        if url == f"{MIRROR}demo/":
+            files = [
+                {"filename": f, "url": f"../../packages/{f}", "hashes": {"sha256": d.sha256}}
+                for f, d in self.dists.items()
+            ]
+            return httpx.Response(200, json={"meta": {"api-version": "1.1"}, "files": files})
+        dist = self.dists.get(url.rsplit("/", 1)[-1])
+        if dist is None or "/packages/" not in url:
+            return httpx.Response(404)
+        data = bytearray(dist.content)
+        if self.corrupt:
+            data[len(data) // 2] ^= 0xFF
+        return file_response(request, bytes(data))
+
+    def files_asked(self) -> list[str | None]:
+        return [r.headers.get("range") for r in self.requests if "/packages/" in r.url.path]
+
+
+def config(tmp_path: Path, **cache: Any) -> Config:
+    return parse_config(
+        {
+            "cache": {"dir": str(tmp_path / "cache"), "min_free": 0, **cache},
+            "upstreams": {"pypi": {"mirrors": [MIRROR]}},
+            "indexes": {
+                "main": {"routes": [{"projects": ["*"], "upstreams": ["pypi"]}]},
+                "other": {"routes": [{"projects": ["*"], "upstreams": ["pypi"]}]},
+            },
+        }
+    )
+
+
+@asynccontextmanager
+async def app_client(
+    config: Config, handler: Callable[[httpx.Request], httpx.Response]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app, its lifespan running; every request bounded in time."""
+    app = create_app(config, transport=httpx.MockTransport(handler))
+    with anyio.fail_after(10):
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://proxy.test") as c:
+                yield c
+
+
+@pytest.fixture
+def upstream() -> Upstream:
+    return Upstream(WHEEL)
+
+
+@pytest.fixture
+async def client(tmp_path: Path, upstream: Upstream) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(config(tmp_path), upstream.handle) as c:
+        yield c
+
+
+def stored_files(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "cache" / "files").rglob("*") if p.is_file()]
+
+
+async def test_names_are_normalized_with_a_301_and_the_index_prefix_kept(
+    client: httpx.AsyncClient,
+) -> None:
+    for path, location in [
+        ("/simple/Demo/", "/simple/demo/"),
+        ("/simple/demo", "/simple/demo/"),
+        ("/main/simple/DEMO", "/main/simple/demo/"),
+        ("/main/simple", "/main/simple/"),
+    ]:
+        response = await client.get(path, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (301, location), path
+    assert (await client.get("/simple/bad%20name/")).status_code == 404
+    assert (await client.get("/nosuch/simple/demo/")).status_code == 404
+
+
+async def test_a_page_in_the_format_asked_with_an_etag(client: httpx.AsyncClient) -> None:
+    page = await client.get("/simple/demo/", headers={"Accept": JSON})
+    assert page.status_code == 200 and page.headers["content-type"] == JSON
+    assert page.headers["vary"] == "Accept" and page.headers["x-cache"] == "MISS"
+    (entry,) = page.json()["files"]
+    assert entry["url"] == f"../../files/demo/{WHEEL.filename}"
+    assert entry["core-metadata"] is True  # offered for every wheel
+    again = await client.get(
+        "/simple/demo/", headers={"Accept": JSON, "If-None-Match": page.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.headers["x-cache"] == "HIT"
+    html = await client.get("/simple/demo/")
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
+    assert (await client.get("/simple/demo/", headers={"Accept": "image/png"})).status_code == 406
+
+
+async def test_a_file_is_fetched_once_verified_then_served_from_disk(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    url = f"/files/demo/{WHEEL.filename}"
+    first = await client.get(url)
+    assert first.content == WHEEL.content and first.headers["x-cache"] == "MISS"
+    second = await client.get(url, headers={"Range": "bytes=10-19"})
+    assert second.status_code == 206 and second.content == WHEEL.content[10:20]
+    assert second.headers["x-cache"] == "HIT" and second.headers["etag"] == f'"{WHEEL.sha256}"'
+    assert "immutable" in second.headers["cache-control"]
+    assert upstream.files_asked() == [None]  # one download, nothing more
+
+
+async def test_a_corrupt_download_is_never_kept(tmp_path: Path, upstream: Upstream) -> None:
+    upstream.corrupt = True
+    async with app_client(config(tmp_path), upstream.handle) as client:
+        with pytest.raises(Exception, match="sha256 mismatch"):  # the body is cut short
+            await client.get(f"/files/demo/{WHEEL.filename}")
+    assert stored_files(tmp_path) == []
+
+
+async def test_metadata_is_read_from_the_wheel_s_end(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    metadata = await client.get(f"/files/demo/{WHEEL.filename}.metadata")
+    assert metadata.content == WHEEL.metadata
+    assert upstream.files_asked() == ["bytes=-262144"]  # the end of the wheel, not all of it
+    page = (await client.get("/simple/demo/", headers={"Accept": JSON})).json()
+    assert page["files"][0]["core-metadata"] == {"sha256": WHEEL.metadata_sha256}  # learned
+
+
+async def test_only_files_the_page_lists_are_served(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    for path in (
+        "/files/demo/demo-9.9-py3-none-any.whl",
+        "/files/demo/..%2F..%2Fetc%2Fpasswd",
+        "/files/demo/demo-1.0.tar.gz.metadata",
+        "/files/Not%20A%20Name/x.whl",
+    ):
+        assert (await client.get(path)).status_code == 404, path
+    assert upstream.files_asked() == []
+
+
+async def test_with_no_room_a_file_passes_through_uncached(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    async with app_client(config(tmp_path, min_free="1000TB"), upstream.handle) as client:
+        response = await client.get(f"/files/demo/{WHEEL.filename}")
+    assert response.headers["x-cache"] == "PASS" and response.content == WHEEL.content
+    assert hashlib.sha256(response.content).hexdigest() == WHEEL.sha256
+    assert stored_files(tmp_path) == []
+
+
+async def test_an_upstream_that_fails_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": "30"})
+
+    async with app_client(config(tmp_path), down) as client:
+        response = await client.get("/simple/demo/")
+        assert response.status_code == 503 and response.headers["retry-after"] == "30"
+        assert "https://m.test/simple/: HTTP 503" in response.text
+        health = (await client.get("/-/health")).json()
+    assert health["status"] == "degraded"
+    assert health["upstreams"]["pypi"][0]["state"] == "open"
+
+
+async def test_the_proxy_s_own_pages(client: httpx.AsyncClient) -> None:
+    await client.get("/simple/demo/")
+    health = await client.get("/-/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    status = await client.get("/")
+    # The default index at /simple/, the others under their name.
+    assert "<code>http://proxy.test/simple/</code>" in status.text
+    assert "<code>http://proxy.test/other/simple/</code>" in status.text
+    metrics = (await client.get("/metrics")).text
+    assert 'pypi_proxy_requests_total{route="/simple/{project}/",status="200"} 1.0' in metrics
+    assert json.loads(health.text)["upstreams"]["pypi"][0]["url"] == MIRROR

@@ -1,0 +1,314 @@
+"""Asking upstreams, in process: mirrors tried in order, failures passed over and counted
+against their mirror (whose circuit opens), "no such project" only when every mirror says so,
+flat listings read once per TTL, files found on every mirror's own page. The network is an
+`httpx.MockTransport`; the circuit's clock is injected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from support.mock_net import file_response
+
+from proxy.core.config import Config
+from proxy.core.config_yaml import parse_config
+from proxy.core.health import State
+from proxy.core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
+from proxy.server.errors import NotFoundUpstream, UpstreamError
+from proxy.server.upstream import UpstreamClient
+
+pytestmark = pytest.mark.anyio
+NAME = NormalizedName("demo")
+SHA = "ab" * 32
+Answer = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+
+
+class Net:
+    """The upstreams' answers by URL (anything else: 404), and every request made."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Answer] = {}
+        self.requests: list[httpx.Request] = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answer = self.answers.get(str(request.url), status(404))
+        response = answer(request)
+        return await response if isinstance(response, Awaitable) else response
+
+    def hosts(self) -> list[str]:
+        return [r.url.host for r in self.requests]
+
+
+class Clock:
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def project_json(*files: tuple[str, str | None]) -> Answer:
+    document = {
+        "meta": {"api-version": "1.1"},
+        "name": NAME,
+        "files": [
+            {"filename": name, "url": url, "hashes": {"sha256": sha} if sha else {}}
+            for name, url, sha in ((f, f"files/{f}", s) for f, s in files)
+        ],
+    }
+    body = json.dumps(document).encode()
+    return lambda _: httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+
+def status(code: int, **headers: str) -> Answer:
+    return lambda _: httpx.Response(code, headers=headers)
+
+
+def hang(seconds: float) -> Answer:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(seconds)
+        return httpx.Response(200)
+
+    return answer
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def config(*mirrors: Any, **more: Any) -> Config:
+    return parse_config(
+        {"upstreams": {"pypi": {"mirrors": list(mirrors)}},
+         "timeouts": {"connect": 1, "first_byte": 0.2, "stall": 1}, **more}
+    )  # fmt: skip
+
+
+def client(cfg: Config, net: Net, clock: Clock | None = None) -> UpstreamClient:
+    return UpstreamClient(cfg, clock=clock or Clock(), transport=httpx.MockTransport(net.handle))
+
+
+async def ask(up: UpstreamClient, cfg: Config, name: NormalizedName = NAME) -> ProjectPage | None:
+    with anyio.fail_after(5):
+        return await up.project_page(cfg.upstreams[0], name)
+
+
+async def test_a_failing_mirror_is_passed_over_and_its_circuit_opens() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = status(503)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    for _ in range(3):
+        found = await ask(up, cfg)
+        assert found is not None and found.source == "https://b.test/simple/"
+    assert net.hosts() == ["a.test", "b.test"] * 3
+    a = up.reports()["pypi"][0]
+    assert a.state is State.OPEN and a.consecutive_failures == 3 and a.last_error == "HTTP 503"
+    await ask(up, cfg)
+    assert net.hosts()[-1:] == ["b.test"]  # skipped while its circuit is open
+    await up.aclose()
+
+
+async def test_a_lagging_mirror_s_404_is_not_the_last_word() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    found = await ask(up, cfg)
+    assert found is not None and found.file("demo-1.0.tar.gz") is not None
+    assert found.file("demo-1.0.tar.gz").url == "https://b.test/simple/demo/files/demo-1.0.tar.gz"  # type: ignore[union-attr]
+    assert await ask(up, cfg, NormalizedName("nowhere")) is None  # every mirror: 404
+    assert all(r.up and r.consecutive_failures == 0 for r in up.reports()["pypi"])
+    await up.aclose()
+
+
+async def test_the_pytorch_index_s_403_means_no_such_project() -> None:
+    net, cfg = Net(), config("https://t.test/whl/cu121/")
+    net.answers["https://t.test/whl/cu121/demo/"] = status(403)
+    up = client(cfg, net)
+    assert await ask(up, cfg) is None
+    await up.aclose()
+
+
+async def test_when_no_mirror_answers_the_error_names_each_one() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = refuse
+    net.answers["https://b.test/simple/demo/"] = status(500)
+    up = client(cfg, net)
+    with pytest.raises(UpstreamError) as raised:
+        await ask(up, cfg)
+    message = str(raised.value)
+    assert message.startswith("pypi: demo: https://a.test/simple/: ConnectError")
+    assert "https://b.test/simple/: HTTP 500" in message
+    await up.aclose()
+
+
+async def test_a_mirror_that_does_not_answer_in_time_is_skipped_at_once() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = hang(5)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    assert await ask(up, cfg) is not None
+    a = up.reports()["pypi"][0]
+    assert a.state is State.OPEN and a.last_error == "no response within 0.2 s"
+    assert await ask(up, cfg) is not None
+    assert net.hosts() == ["a.test", "b.test", "b.test"]
+    await up.aclose()
+
+
+async def test_retry_after_keeps_a_mirror_skipped_that_long() -> None:
+    net, cfg = Net(), config("https://a.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = status(503, **{"Retry-After": "120"})
+    clock = Clock()
+    up = client(cfg, net, clock)
+    with pytest.raises(UpstreamError) as raised:
+        await ask(up, cfg)
+    assert raised.value.retry_after is not None and 119 <= raised.value.retry_after <= 120
+    clock.now = 119
+    with pytest.raises(UpstreamError, match="skipped"):
+        await ask(up, cfg)
+    assert len(net.requests) == 1
+    clock.now = 121  # the probe is due: the mirror is asked again
+    with pytest.raises(UpstreamError, match="HTTP 503"):
+        await ask(up, cfg)
+    assert len(net.requests) == 2
+    await up.aclose()
+
+
+async def test_a_page_that_does_not_parse_fails_its_mirror() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    garbled = b'{"meta": {"api-version": "1.1"}, "files": [{'
+    net.answers["https://a.test/simple/demo/"] = lambda _: httpx.Response(200, content=garbled)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    found = await ask(up, cfg)
+    assert found is not None and found.source == "https://b.test/simple/"
+    assert (up.reports()["pypi"][0].last_error or "").startswith("unparseable page")
+    await up.aclose()
+
+
+async def test_the_index_root_must_exist_on_a_mirror() -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    root = json.dumps({"meta": {"api-version": "1.1"}, "projects": [{"name": "Demo_Pkg"}]})
+    net.answers["https://b.test/simple/"] = lambda _: httpx.Response(200, content=root.encode())
+    up = client(cfg, net)
+    with anyio.fail_after(5):
+        assert await up.project_names(cfg.upstreams[0]) == {"demo-pkg"}
+    assert up.reports()["pypi"][0].last_error == "HTTP 404 for the index root"
+    await up.aclose()
+
+
+async def test_a_flat_listing_is_read_once_per_ttl_from_the_clock_s_start() -> None:
+    listing = "https://f.test/whl/torch_stable.html"
+    body = (
+        f'<a href="files/demo-1.0-py3-none-any.whl#sha256={SHA}">d</a>'
+        '<a href="files/other-2.0.tar.gz">o</a>'
+    ).encode()
+    net = Net()
+    net.answers[listing] = lambda _: httpx.Response(200, content=body)
+    cfg = config({"url": listing, "kind": "flat"}, cache={"page_ttl": 600})
+    clock = Clock(0.0)  # a machine up for less than the TTL: nothing is fresh before a fetch
+    up = client(cfg, net, clock)
+    demo = await ask(up, cfg)
+    other = await ask(up, cfg, NormalizedName("other"))
+    assert demo is not None and demo.source == listing and demo.files[0].sha256 == SHA
+    assert other is not None and await ask(up, cfg, NormalizedName("nope")) is None
+    assert len(net.requests) == 1
+    clock.now = 601
+    await ask(up, cfg)
+    assert len(net.requests) == 2
+    await up.aclose()
+
+
+def origin(cfg: Config, page: ProjectPage, filename: str) -> FileOrigin:
+    link = page.file(filename)
+    assert link is not None
+    return FileOrigin(cfg.upstreams[0], page, link)
+
+
+async def sources(up: UpstreamClient, where: FileOrigin) -> list[str]:
+    with anyio.fail_after(5):
+        return [url async for _, url in up.file_sources(where)]
+
+
+async def test_a_file_is_fetched_from_the_mirror_that_listed_it_then_from_the_others() -> None:
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/", "https://c.test/simple/")
+    wheel = "demo-1.0-py3-none-any.whl"
+    net.answers["https://b.test/simple/demo/"] = project_json((wheel, SHA))
+    net.answers["https://c.test/simple/demo/"] = project_json((wheel, "cd" * 32))  # other bytes
+    up = client(cfg, net)
+    listed = ProjectPage(
+        NAME, (FileLink(wheel, f"https://a.test/x/{wheel}", sha256=SHA),), "https://a.test/simple/"
+    )
+    assert await sources(up, origin(cfg, listed, wheel)) == [
+        f"https://a.test/x/{wheel}",
+        f"https://b.test/simple/demo/files/{wheel}",
+    ]
+    await up.aclose()
+
+
+def file_answer(data: bytes, ranges: bool = True, headers: dict[str, str] | None = None) -> Answer:
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = file_response(request, data, ranges=ranges)
+        response.headers.update(headers or {})
+        return response
+
+    return answer
+
+
+async def test_opening_a_file_from_an_offset() -> None:
+    data = bytes(range(256)) * 4
+    net, cfg = Net(), config("https://a.test/simple/")
+    net.answers["https://a.test/f/ranged"] = file_answer(data, headers={"ETag": '"v1"'})
+    net.answers["https://a.test/f/whole"] = file_answer(data, ranges=False)
+    net.answers["https://a.test/f/gzipped"] = file_answer(
+        data, headers={"Content-Encoding": "gzip"}
+    )
+    up = client(cfg, net)
+    mirror = up.mirrors.of(cfg.upstreams[0])[0]
+    with anyio.fail_after(5):
+        async with up.open_file(mirror, "https://a.test/f/ranged", offset=1000) as body:
+            assert (body.start, body.total, body.partial, body.validator) == (
+                1000,
+                1024,
+                True,
+                '"v1"',
+            )
+            assert b"".join([c async for c in body.chunks]) == data[1000:]
+        async with up.open_file(mirror, "https://a.test/f/whole", offset=1000) as body:
+            assert (body.start, body.total, body.partial) == (0, 1024, False)  # skip the start
+        with pytest.raises(UpstreamError, match="unexpected Content-Encoding"):
+            async with up.open_file(mirror, "https://a.test/f/gzipped"):
+                pass
+        with pytest.raises(NotFoundUpstream):
+            async with up.open_file(mirror, "https://a.test/f/missing"):
+                pass
+    assert net.requests[0].headers["range"] == "bytes=1000-"
+    await up.aclose()
+
+
+async def test_a_range_and_a_passthrough_from_the_first_mirror_that_serves_them() -> None:
+    data = bytes(range(256)) * 4
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/x/demo-1.0.tar.gz"] = file_answer(data, ranges=False)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    net.answers["https://b.test/simple/demo/files/demo-1.0.tar.gz"] = file_answer(data)
+    up = client(cfg, net)
+    listed = ProjectPage(
+        NAME,
+        (FileLink("demo-1.0.tar.gz", "https://a.test/x/demo-1.0.tar.gz", SHA),),
+        "https://a.test/simple/",
+    )
+    where = origin(cfg, listed, "demo-1.0.tar.gz")
+    with anyio.fail_after(5):
+        assert await up.read_range(where, "bytes=-24") == (1000, data[-24:], 1024)
+        chunks = await up.passthrough(where, 10, 20)  # a mirror without ranges will not do
+        assert chunks is not None and b"".join([c async for c in chunks]) == data[10:20]
+        whole = await up.passthrough(where)
+        assert whole is not None and b"".join([c async for c in whole]) == data
+    await up.aclose()
