@@ -172,7 +172,7 @@ def _add_big_page(upstream: FakeUpstream, count: int) -> str:
 
 
 @contextmanager
-def _nginx(root: Path, work: Path) -> Iterator[tuple[str, object]]:
+def _nginx(root: Path, work: Path) -> Iterator[tuple[str, Callable[[], list[int]]]]:
     port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(f"""
