@@ -80,9 +80,9 @@ async def send(
     http: httpx.AsyncClient, url: str, headers: dict[str, str], first_byte_timeout: float
 ) -> httpx.Response:
     """A streamed GET, once its headers are in (within `first_byte_timeout`)."""
-    request = http.build_request("GET", url, headers=headers)
     try:
         with anyio.fail_after(first_byte_timeout), mapped_errors():
+            request = http.build_request("GET", url, headers=headers)  # may reject the URL
             return await http.send(request, stream=True)
     except TimeoutError:
         raise RequestFailed(f"no response within {first_byte_timeout:g} s", timeout=True) from None
