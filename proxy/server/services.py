@@ -62,8 +62,8 @@ async def open_services(
     try:
         yield Services(config, metrics, client, store, db, pages, filler, metadata)
     finally:
+        await metadata.aclose()  # first: a metadata fetch may still start a download
         await filler.aclose()
-        await metadata.aclose()
         await pages.aclose()
         await client.aclose()
         db.close()
