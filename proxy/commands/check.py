@@ -117,7 +117,8 @@ async def _check(config: Config, options: Options) -> list[str]:
         probe = _Probe(http, config, options)
         probed = await probe.all_pages()
         for upstream in config.upstreams:
-            report = await probe.group(upstream, [(m, probed[m]) for m in upstream.mirrors])
+            pages = [(m, probed[upstream.name, m]) for m in upstream.mirrors]
+            report = await probe.group(upstream, pages)
             print(render(report) + "\n", flush=True)
             if not report.reachable:
                 dead.append(report.name)
@@ -128,18 +129,18 @@ class _Probe:
     def __init__(self, http: httpx.AsyncClient, config: Config, options: Options) -> None:
         self.http, self.config, self.options = http, config, options
 
-    async def all_pages(self) -> dict[str, _Pages]:
-        """Every mirror's sample pages, all mirrors at once, each on its own (no failover,
-        no circuit breaker)."""
-        probed: dict[str, _Pages] = {}
+    async def all_pages(self) -> dict[tuple[str, str], _Pages]:
+        """Every mirror's sample pages, by group and mirror, all mirrors at once, each on
+        its own (no failover, no circuit breaker)."""
+        probed: dict[tuple[str, str], _Pages] = {}
 
-        async def probe(mirror: str, flat: bool) -> None:
-            probed[mirror] = await self._pages(mirror, flat)
+        async def probe(upstream: Upstream, mirror: str) -> None:
+            probed[upstream.name, mirror] = await self._pages(mirror, mirror in upstream.flat)
 
         async with anyio.create_task_group() as tasks:
             for upstream in self.config.upstreams:
                 for mirror in upstream.mirrors:
-                    tasks.start_soon(probe, mirror, mirror in upstream.flat)
+                    tasks.start_soon(probe, upstream, mirror)
         return probed
 
     async def group(self, upstream: Upstream, probed: list[tuple[str, _Pages]]) -> GroupReport:
