@@ -109,10 +109,10 @@ SETTINGS = (
     Setting("timeouts", "first_byte", "first_byte_timeout", _positive_duration),
     Setting("timeouts", "stall", "stall_timeout", _positive_duration),
     Setting("tls", "ca_bundle", "ca_bundle", _path),
-    Setting("offload", "x_accel_redirect", "x_accel_redirect", _location),
     Setting("circuit", "failures", "failures", _whole_number),
     Setting("circuit", "probe_interval", "probe_interval", _positive_duration),
     Setting("circuit", "max_probe_interval", "max_probe_interval", _positive_duration),
+    Setting("offload", "x_accel_redirect", "x_accel_redirect", _location),
 )
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
 TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes"}
