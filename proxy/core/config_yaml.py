@@ -2,27 +2,22 @@
 
 Every error names the key path it is about (`upstreams.pytorch.mirrors[0]: ...`), so a typo
 stops the server with a message that says where to look. Plain settings are one table
-(`SETTINGS`): a key path, the `Config` field it sets and how its value is read; the structured
-parts (upstreams, routes, indexes, circuit) have a function each.
+(`SETTINGS`): a key path, the `Config` field it sets and how its value is read (a reader of
+`config_values`); the structured parts (upstreams, routes, indexes, circuit) have a function
+each.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from . import config_values as read
 from .config import STRATEGIES, Circuit, Config, ConfigError, Index, Route, Upstream
-from .model import InvalidName, normalize
-from .units import parse_duration, parse_size
-
-Reader = Callable[[Any, str], Any]  # (value, key path) -> the value for Config
 
 
 def load_config(path: Path) -> Config:
@@ -37,59 +32,12 @@ def load_config(path: Path) -> Config:
     return parse_config(data)
 
 
-# -- readers of one value: (value, key path) -> value, or ConfigError naming the path ----------
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}: expected a non-empty string, got {_kind(value)}")
-    return value
-
-
-def _port(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ConfigError(f"{path}: expected a port number 0-65535, got {value!r}")
-    return value
-
-
-def _path(value: Any, path: str) -> Path:
-    return Path(os.path.expandvars(_string(value, path))).expanduser()
-
-
-def _units(parse: Callable[[Any], Any]) -> Reader:
-    def read(value: Any, path: str) -> Any:
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-
-    return read
-
-
-_duration = _units(parse_duration)
-_positive_duration = _units(lambda value: parse_duration(value, positive=True))
-_size = _units(parse_size)
-
-
-def _whole_number(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{path}: expected a whole number >= 1, got {value!r}")
-    return value
-
-
-def _location(value: Any, path: str) -> str:
-    text = _string(value, path)
-    if not re.fullmatch(r"/(?:[A-Za-z0-9._~-]+/)*", text):
-        raise ConfigError(f"{path}: expected a URL path that starts and ends with '/': {text!r}")
-    return text
-
-
 @dataclass(frozen=True)
 class Setting:
     section: str
     key: str
     field: str  # what it sets: a field of Config (of Circuit, for the `circuit` section)
-    read: Reader
+    read: read.Reader
 
     @property
     def path(self) -> str:
@@ -97,30 +45,32 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("listen", "host", "host", _string),
-    Setting("listen", "port", "port", _port),
-    Setting("cache", "dir", "cache_dir", _path),
-    Setting("cache", "page_ttl", "page_ttl", _duration),
-    Setting("cache", "stale_while_revalidate", "stale_while_revalidate", _duration),
-    Setting("cache", "stale_if_error", "stale_if_error", _duration),
-    Setting("cache", "max_size", "max_size", _size),
-    Setting("cache", "min_free", "min_free", _size),
-    Setting("timeouts", "connect", "connect_timeout", _positive_duration),
-    Setting("timeouts", "first_byte", "first_byte_timeout", _positive_duration),
-    Setting("timeouts", "stall", "stall_timeout", _positive_duration),
-    Setting("tls", "ca_bundle", "ca_bundle", _path),
-    Setting("circuit", "failures", "failures", _whole_number),
-    Setting("circuit", "probe_interval", "probe_interval", _positive_duration),
-    Setting("circuit", "max_probe_interval", "max_probe_interval", _positive_duration),
-    Setting("offload", "x_accel_redirect", "x_accel_redirect", _location),
+    Setting("listen", "host", "host", read.string),
+    Setting("listen", "port", "port", read.port),
+    Setting("cache", "dir", "cache_dir", read.file_path),
+    Setting("cache", "page_ttl", "page_ttl", read.duration),
+    Setting("cache", "stale_while_revalidate", "stale_while_revalidate", read.duration),
+    Setting("cache", "stale_if_error", "stale_if_error", read.duration),
+    Setting("cache", "max_size", "max_size", read.size),
+    Setting("cache", "min_free", "min_free", read.size),
+    Setting("timeouts", "connect", "connect_timeout", read.positive_duration),
+    Setting("timeouts", "first_byte", "first_byte_timeout", read.positive_duration),
+    Setting("timeouts", "stall", "stall_timeout", read.positive_duration),
+    Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
+    Setting("circuit", "failures", "failures", read.whole_number),
+    Setting("circuit", "probe_interval", "probe_interval", read.positive_duration),
+    Setting("circuit", "max_probe_interval", "max_probe_interval", read.positive_duration),
+    Setting("offload", "x_accel_redirect", "x_accel_redirect", read.location),
 )
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
 TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes"}
 
 
 def parse_config(data: Any) -> Config:
-    root = _mapping(data, "", TOP_LEVEL)
-    sections = {name: _mapping(root.get(name, {}), name, keys) for name, keys in SECTIONS.items()}
+    root = read.mapping(data, "", TOP_LEVEL)
+    sections = {
+        name: read.mapping(root.get(name, {}), name, keys) for name, keys in SECTIONS.items()
+    }
     upstreams = _upstreams(root.get("upstreams"))
     indexes = _indexes(root, [u.name for u in upstreams])
     values = {
@@ -144,7 +94,7 @@ _RESERVED = {"simple", "files", "-", "metrics"}
 def _upstreams(value: Any) -> tuple[Upstream, ...]:
     if value is None:
         raise ConfigError("upstreams: missing; name at least one upstream with its mirrors")
-    groups = _mapping(value, "upstreams", None)
+    groups = read.mapping(value, "upstreams", None)
     if not groups:
         raise ConfigError("upstreams: empty; name at least one upstream with its mirrors")
     result = []
@@ -152,12 +102,13 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
         path = f"upstreams.{name}"
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
-        mirrors = _list(_mapping(body, path, {"mirrors"}).get("mirrors"), f"{path}.mirrors")
+        spec = read.mapping(body, path, {"mirrors"})
+        mirrors = read.sequence(spec.get("mirrors"), f"{path}.mirrors")
         if not mirrors:
             raise ConfigError(f"{path}.mirrors: needs at least one URL")
-        read = [_mirror(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors)]
-        flat = frozenset(url for url, is_flat in read if is_flat)
-        result.append(Upstream(name, tuple(url for url, _ in read), flat))
+        urls = [_mirror(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors)]
+        flat = frozenset(url for url, is_flat in urls if is_flat)
+        result.append(Upstream(name, tuple(url for url, _ in urls), flat))
     return tuple(result)
 
 
@@ -165,14 +116,14 @@ def _mirror(value: Any, path: str) -> tuple[str, bool]:
     """A mirror's URL, and whether it is a flat listing: an index URL as a plain string, or
     `{url, kind}` with `kind` simple (the default) or flat."""
     if not isinstance(value, dict):
-        return _index_url(value, path), False
-    spec = _mapping(value, path, {"url", "kind"})
+        return read.index_url(value, path), False
+    spec = read.mapping(value, path, {"url", "kind"})
     kind = spec.get("kind", "simple")
     if kind not in ("simple", "flat"):
         raise ConfigError(f"{path}.kind: expected simple or flat, got {kind!r}")
     if kind == "flat":  # a page of its own, as given: no slash to add
-        return _url(spec.get("url"), f"{path}.url"), True
-    return _index_url(spec.get("url"), f"{path}.url"), False
+        return read.http_url(spec.get("url"), f"{path}.url"), True
+    return read.index_url(spec.get("url"), f"{path}.url"), False
 
 
 def _indexes(root: dict[Any, Any], known: list[str]) -> tuple[Index, ...]:
@@ -182,7 +133,7 @@ def _indexes(root: dict[Any, Any], known: list[str]) -> tuple[Index, ...]:
         return (Index("default", (Route(patterns=("*",), upstreams=tuple(known)),)),)
     if "routes" in root:
         raise ConfigError("routes: with indexes, each index has its own routes")
-    specs = _mapping(root["indexes"], "indexes", None)
+    specs = read.mapping(root["indexes"], "indexes", None)
     if not specs:
         raise ConfigError("indexes: empty; name at least one index with its routes")
     indexes, default = [], None
@@ -208,7 +159,7 @@ def _index(name: Any, body: Any, known: list[str]) -> tuple[Index, bool]:
         raise ConfigError(f"{path}: index names are letters, digits, '.', '_' and '-'")
     if name in _RESERVED:
         raise ConfigError(f"{path}: {name!r} is taken by the proxy's own paths")
-    spec = _mapping(body, path, {"routes", "default"})
+    spec = read.mapping(body, path, {"routes", "default"})
     if "routes" not in spec:
         raise ConfigError(f"{path}.routes: missing")
     index = Index(name, _routes(spec["routes"], known, f"{path}.routes"))
@@ -220,7 +171,7 @@ def _index(name: Any, body: Any, known: list[str]) -> tuple[Index, bool]:
 
 def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
     routes = tuple(
-        _route(item, known, f"{where}[{i}]") for i, item in enumerate(_list(value, where))
+        _route(item, known, f"{where}[{i}]") for i, item in enumerate(read.sequence(value, where))
     )
     if not routes:
         raise ConfigError(f"{where}: empty; needs at least one route")
@@ -228,13 +179,13 @@ def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
 
 
 def _route(value: Any, known: list[str], path: str) -> Route:
-    spec = _mapping(value, path, {"projects", "upstreams", "strategy"})
+    spec = read.mapping(value, path, {"projects", "upstreams", "strategy"})
     for key in ("projects", "upstreams"):
         if key not in spec:
             raise ConfigError(f"{path}.{key}: missing")
-    projects = _list(spec["projects"], f"{path}.projects")
-    patterns = tuple(_pattern(p, f"{path}.projects[{j}]") for j, p in enumerate(projects))
-    targets = _list(spec["upstreams"], f"{path}.upstreams")
+    projects = read.sequence(spec["projects"], f"{path}.projects")
+    patterns = tuple(read.pattern(p, f"{path}.projects[{j}]") for j, p in enumerate(projects))
+    targets = read.sequence(spec["upstreams"], f"{path}.upstreams")
     if not patterns or not targets:
         raise ConfigError(f"{path}: needs at least one project and one upstream")
     for j, target in enumerate(targets):
@@ -248,57 +199,3 @@ def _route(value: Any, known: list[str], path: str) -> Route:
             f"{path}.strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
         )
     return Route(patterns=patterns, upstreams=tuple(targets), strategy=strategy)
-
-
-def _pattern(value: Any, path: str) -> str:
-    text = _string(value, path)
-    if any(c in text for c in "*?["):
-        if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", text):
-            raise ConfigError(f"{path}: not a project name or glob: {text!r}")
-        return re.sub(r"[-_.]+", "-", text.lower())
-    try:
-        return normalize(text)
-    except InvalidName:
-        raise ConfigError(f"{path}: not a project name or glob: {text!r}") from None
-
-
-def _url(value: Any, path: str) -> str:
-    url = _string(value, path)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{path}: not an http(s) URL: {url!r}")
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{path}: an index URL takes no query or fragment: {url!r}")
-    return url
-
-
-def _index_url(value: Any, path: str) -> str:
-    url = _url(value, path)
-    # Project pages are `<index>/<name>/`: the index URL must end in a slash to join onto.
-    return url if url.endswith("/") else url + "/"
-
-
-# -- shapes -----------------------------------------------------------------------------------
-
-
-def _mapping(value: Any, path: str, allowed: set[str] | None) -> dict[Any, Any]:
-    where = path or "the top level"
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
-    if allowed is not None:
-        unknown = next((key for key in value if key not in allowed), None)
-        if unknown is not None:
-            full = f"{path}.{unknown}" if path else str(unknown)
-            expected = ", ".join(sorted(allowed))
-            raise ConfigError(f"{full}: unknown key (expected one of: {expected})")
-    return value
-
-
-def _list(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{path}: expected a list, got {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"

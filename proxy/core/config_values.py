@@ -1,0 +1,115 @@
+"""Reading one value of the config file: each reader takes the value and its key path, and
+either returns what `Config` holds or raises ConfigError naming the path."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import ConfigError
+from .model import InvalidName, normalize
+from .units import parse_duration, parse_size
+
+Reader = Callable[[Any, str], Any]  # (value, key path) -> the value for Config
+
+
+def string(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: expected a non-empty string, got {_kind(value)}")
+    return value
+
+
+def port(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"{path}: expected a port number 0-65535, got {value!r}")
+    return value
+
+
+def file_path(value: Any, path: str) -> Path:
+    return Path(os.path.expandvars(string(value, path))).expanduser()
+
+
+def _units(parse: Callable[[Any], Any]) -> Reader:
+    def read(value: Any, path: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    return read
+
+
+duration = _units(parse_duration)
+positive_duration = _units(lambda value: parse_duration(value, positive=True))
+size = _units(parse_size)
+
+
+def whole_number(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: expected a whole number >= 1, got {value!r}")
+    return value
+
+
+def location(value: Any, path: str) -> str:
+    text = string(value, path)
+    if not re.fullmatch(r"/(?:[A-Za-z0-9._~-]+/)*", text):
+        raise ConfigError(f"{path}: expected a URL path that starts and ends with '/': {text!r}")
+    return text
+
+
+def pattern(value: Any, path: str) -> str:
+    text = string(value, path)
+    if any(c in text for c in "*?["):
+        if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!-]+", text):
+            raise ConfigError(f"{path}: not a project name or glob: {text!r}")
+        return re.sub(r"[-_.]+", "-", text.lower())
+    try:
+        return normalize(text)
+    except InvalidName:
+        raise ConfigError(f"{path}: not a project name or glob: {text!r}") from None
+
+
+def http_url(value: Any, path: str) -> str:
+    text = string(value, path)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{path}: not an http(s) URL: {text!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{path}: an index URL takes no query or fragment: {text!r}")
+    return text
+
+
+def index_url(value: Any, path: str) -> str:
+    text = http_url(value, path)
+    # Project pages are `<index>/<name>/`: the index URL must end in a slash to join onto.
+    return text if text.endswith("/") else text + "/"
+
+
+# -- the shapes a value must have -------------------------------------------------------------
+
+
+def mapping(value: Any, path: str, allowed: set[str] | None) -> dict[Any, Any]:
+    where = path or "the top level"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
+    if allowed is not None:
+        unknown = next((key for key in value if key not in allowed), None)
+        if unknown is not None:
+            full = f"{path}.{unknown}" if path else str(unknown)
+            expected = ", ".join(sorted(allowed))
+            raise ConfigError(f"{full}: unknown key (expected one of: {expected})")
+    return value
+
+
+def sequence(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
