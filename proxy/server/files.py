@@ -30,10 +30,8 @@ async def serve_file(request: Request, services: Services, origin: FileOrigin) -
     path = services.store.use(services.db.sha256_of(link))
     if path is not None:
         return cached_response(services.config, path)
-    if not filler.under_way(link):
-        room = await anyio.to_thread.run_sync(services.store.make_room, link.size or 0)
-        if not room:
-            return await _pass_through(services, origin)
+    if not filler.under_way(link) and not await _room_for(services, link.size or 0):
+        return await _pass_through(services, origin)
     fill = filler.start(origin)
     await fill.started.wait()
     if fill.error is not None:
@@ -41,6 +39,13 @@ async def serve_file(request: Request, services: Services, origin: FileOrigin) -
     if fill.path is not None:  # a small file may be done already
         return cached_response(services.config, fill.path)
     return await _from_fill(request, services, fill, origin)
+
+
+async def _room_for(services: Services, size: int) -> bool:
+    """Whether the file fits in the cache; evicting least recently used files (off the event
+    loop: it scans the store) only when it does not fit as it is."""
+    store = services.store
+    return store.has_room(size) or await anyio.to_thread.run_sync(store.make_room, size)
 
 
 async def _pass_through(services: Services, origin: FileOrigin) -> Response:
