@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..core.config import Config, ConfigError
+from ..core.ranges import digits
 from .addresses import local_url
 from .arguments import load, value_type
 from .prefetch_plan import (
@@ -272,8 +273,7 @@ async def _download_once(
             cache = response.headers.get("x-cache", "")
             if cache == "PASS":  # served, but not kept: tomorrow's clients would miss it
                 return Outcome(error=NOT_KEPT), False
-            length = response.headers.get("content-length", "")
-            size = int(length) if length.isdigit() else None
+            size = digits(response.headers.get("content-length"))
             progress.begin(size)
             try:
                 async for chunk in response.aiter_bytes(CHUNK):
