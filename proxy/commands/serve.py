@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cache.dir {config.cache_dir}: {exc.strerror}") from None
+    for policy in config.policies():
+        if policy.advisories is not None and not policy.advisories.exists():
+            raise UsageError(f"policy.advisories: {policy.advisories}: no such file or directory")
     if args.workers < 1:
         raise UsageError("--workers: expected 1 or more")
     if args.workers > 1 and not CROSS_PROCESS:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from .model import NormalizedName
+from .policy import Policy
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,7 @@ class Route:
     patterns: tuple[str, ...]
     upstreams: tuple[str, ...]
     strategy: Strategy = "first"
+    policy: Policy = field(default_factory=Policy)  # the index's, the route's keys over it
 
     def pattern_matching(self, name: NormalizedName) -> str | None:
         return next((p for p in self.patterns if fnmatchcase(name, p)), None)
@@ -54,6 +56,7 @@ class Index:
 
     name: str
     routes: tuple[Route, ...]
+    policy: Policy = field(default_factory=Policy)  # the top level's, the index's over it
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class Config:
     circuit: Circuit = field(default_factory=Circuit)
     # With nginx in front: cache hits answered by this internal location (sendfile).
     x_accel_redirect: str | None = None
+
+    def policies(self) -> set[Policy]:
+        return {p for i in self.indexes for p in (i.policy, *(r.policy for r in i.routes))}
 
     def upstream(self, name: str) -> Upstream:
         return next(u for u in self.upstreams if u.name == name)

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from packaging.version import InvalidVersion, Version
+
 from .config import ConfigError
 from .model import InvalidName, normalize
-from .units import parse_duration, parse_size
+from .policy import Allowed
+from .units import parse_duration, parse_size, parse_timestamp
 
 Reader = Callable[[Any, str], Any]  # (value, key path) -> the value for Config
 
@@ -46,6 +49,16 @@ def _units(parse: Callable[[Any], Any]) -> Reader:
 duration = _units(parse_duration)
 positive_duration = _units(lambda value: parse_duration(value, positive=True))
 size = _units(parse_size)
+timestamp = _units(parse_timestamp)
+
+
+def choice(options: tuple[str, ...]) -> Reader:
+    def read(value: Any, path: str) -> str:
+        if value not in options:
+            raise ConfigError(f"{path}: expected one of {', '.join(options)}, got {value!r}")
+        return str(value)
+
+    return read
 
 
 def whole_number(value: Any, path: str) -> int:
@@ -71,6 +84,27 @@ def pattern(value: Any, path: str) -> str:
         return normalize(text)
     except InvalidName:
         raise ConfigError(f"{path}: not a project name or glob: {text!r}") from None
+
+
+def patterns(value: Any, path: str) -> tuple[str, ...]:
+    return tuple(pattern(p, f"{path}[{i}]") for i, p in enumerate(sequence(value, path)))
+
+
+def strings(value: Any, path: str) -> frozenset[str]:
+    return frozenset(string(s, f"{path}[{i}]") for i, s in enumerate(sequence(value, path)))
+
+
+def allowed(value: Any, path: str) -> tuple[Allowed, ...]:
+    """Names, or `name==version`, of a break-glass list."""
+    entries = []
+    for i, item in enumerate(sequence(value, path)):
+        text = string(item, f"{path}[{i}]")
+        name, sep, version = (part.strip() for part in text.partition("=="))
+        try:
+            entries.append(Allowed(normalize(name), Version(version) if sep else None))
+        except (InvalidName, InvalidVersion):
+            raise ConfigError(f"{path}[{i}]: expected a name or name==version: {text!r}") from None
+    return tuple(entries)
 
 
 def http_url(value: Any, path: str) -> str:

@@ -17,7 +17,9 @@ from typing import Any
 import yaml
 
 from . import config_values as read
+from .advisories import SEVERITIES
 from .config import STRATEGIES, Circuit, Config, ConfigError, Index, Route, Upstream
+from .policy import MODES, Policy
 
 
 def load_config(path: Path) -> Config:
@@ -63,7 +65,20 @@ SETTINGS = (
     Setting("offload", "x_accel_redirect", "x_accel_redirect", read.location),
 )
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
-TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes"}
+TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy"}
+# The keys of a `policy` (at the top level, in an index, in a route) and how each is read.
+POLICY = {
+    "min_age": read.duration,
+    "exclude_newer": read.timestamp,
+    "allow": read.allowed,
+    "deny": read.patterns,
+    "only": read.patterns,
+    "advisories": read.file_path,
+    "advisory_mode": read.choice(MODES),
+    "block_severity": read.choice(SEVERITIES),
+    "waivers": read.strings,
+}
+Keys = dict[str, Any]  # policy keys as read, to lay over those of the level above
 
 
 def parse_config(data: Any) -> Config:
@@ -72,7 +87,8 @@ def parse_config(data: Any) -> Config:
         name: read.mapping(root.get(name, {}), name, keys) for name, keys in SECTIONS.items()
     }
     upstreams = _upstreams(root.get("upstreams"))
-    indexes = _indexes(root, [u.name for u in upstreams])
+    policy = _policy(root.get("policy", {}), "policy", {})
+    indexes = _indexes(root, [u.name for u in upstreams], policy)
     values = {
         s.field: s.read(sections[s.section][s.key], s.path)
         for s in SETTINGS
@@ -126,11 +142,19 @@ def _mirror(value: Any, path: str) -> tuple[str, bool]:
     return read.index_url(spec.get("url"), f"{path}.url"), False
 
 
-def _indexes(root: dict[Any, Any], known: list[str]) -> tuple[Index, ...]:
+def _policy(value: Any, path: str, above: Keys) -> Keys:
+    """The policy keys given here over those of the level above (a list replaces a list)."""
+    spec = read.mapping(value, path, set(POLICY))
+    return {**above, **{key: POLICY[key](v, f"{path}.{key}") for key, v in spec.items()}}
+
+
+def _indexes(root: dict[Any, Any], known: list[str], policy: Keys) -> tuple[Index, ...]:
     if "indexes" not in root:
         if "routes" in root:
-            return (Index("default", _routes(root["routes"], known, "routes")),)
-        return (Index("default", (Route(patterns=("*",), upstreams=tuple(known)),)),)
+            routes = _routes(root["routes"], known, "routes", policy)
+        else:
+            routes = (Route(patterns=("*",), upstreams=tuple(known), policy=Policy(**policy)),)
+        return (Index("default", routes, Policy(**policy)),)
     if "routes" in root:
         raise ConfigError("routes: with indexes, each index has its own routes")
     specs = read.mapping(root["indexes"], "indexes", None)
@@ -138,7 +162,7 @@ def _indexes(root: dict[Any, Any], known: list[str]) -> tuple[Index, ...]:
         raise ConfigError("indexes: empty; name at least one index with its routes")
     indexes, default = [], None
     for name, body in specs.items():
-        index, is_default = _index(name, body, known)
+        index, is_default = _index(name, body, known, policy)
         if is_default:
             if default is not None:
                 raise ConfigError(
@@ -152,34 +176,36 @@ def _indexes(root: dict[Any, Any], known: list[str]) -> tuple[Index, ...]:
     return tuple(indexes)
 
 
-def _index(name: Any, body: Any, known: list[str]) -> tuple[Index, bool]:
+def _index(name: Any, body: Any, known: list[str], above: Keys) -> tuple[Index, bool]:
     """An index, and whether it says it is the default."""
     path = f"indexes.{name}"
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(f"{path}: index names are letters, digits, '.', '_' and '-'")
     if name in _RESERVED:
         raise ConfigError(f"{path}: {name!r} is taken by the proxy's own paths")
-    spec = read.mapping(body, path, {"routes", "default"})
+    spec = read.mapping(body, path, {"routes", "default", "policy"})
     if "routes" not in spec:
         raise ConfigError(f"{path}.routes: missing")
-    index = Index(name, _routes(spec["routes"], known, f"{path}.routes"))
+    policy = _policy(spec.get("policy", {}), f"{path}.policy", above)
+    index = Index(name, _routes(spec["routes"], known, f"{path}.routes", policy), Policy(**policy))
     is_default = spec.get("default", False)
     if is_default is not True and is_default is not False:
         raise ConfigError(f"{path}.default: expected true or false")
     return index, is_default
 
 
-def _routes(value: Any, known: list[str], where: str) -> tuple[Route, ...]:
+def _routes(value: Any, known: list[str], where: str, policy: Keys) -> tuple[Route, ...]:
     routes = tuple(
-        _route(item, known, f"{where}[{i}]") for i, item in enumerate(read.sequence(value, where))
+        _route(item, known, f"{where}[{i}]", policy)
+        for i, item in enumerate(read.sequence(value, where))
     )
     if not routes:
         raise ConfigError(f"{where}: empty; needs at least one route")
     return routes
 
 
-def _route(value: Any, known: list[str], path: str) -> Route:
-    spec = read.mapping(value, path, {"projects", "upstreams", "strategy"})
+def _route(value: Any, known: list[str], path: str, above: Keys) -> Route:
+    spec = read.mapping(value, path, {"projects", "upstreams", "strategy", "policy"})
     for key in ("projects", "upstreams"):
         if key not in spec:
             raise ConfigError(f"{path}.{key}: missing")
@@ -198,4 +224,5 @@ def _route(value: Any, known: list[str], path: str) -> Route:
         raise ConfigError(
             f"{path}.strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
         )
-    return Route(patterns=patterns, upstreams=tuple(targets), strategy=strategy)
+    policy = Policy(**_policy(spec.get("policy", {}), f"{path}.policy", above))
+    return Route(patterns, tuple(targets), strategy, policy)

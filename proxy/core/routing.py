@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from .config import Route
+from .config import Index, Route
 from .model import FileLink, NormalizedName, ProjectPage
+from .policy import Policy
 
 
 def route_for(routes: tuple[Route, ...], name: NormalizedName) -> Route | None:
     """The first route matching `name`; None if none does (the project is then unknown to
     this proxy)."""
     return next((route for route in routes if route.pattern_matching(name) is not None), None)
+
+
+def policy_for(index: Index, name: NormalizedName) -> Policy:
+    """The policy for a project: its route's, or the index's for a name no route takes."""
+    route = route_for(index.routes, name)
+    return index.policy if route is None else route.policy
 
 
 def explain(routes: tuple[Route, ...], name: NormalizedName) -> str:

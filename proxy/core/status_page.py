@@ -4,7 +4,7 @@ from a snapshot (no build step, no request back to the server), readable on a ph
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 from .client_setup import SYSTEMS, Snippet, snippets
@@ -50,6 +50,8 @@ class Snapshot:
     traffic: Traffic
     downloads: list[DownloadProgress]
     indexes: list[tuple[str, str]]  # (name, the index URL as this browser reaches it)
+    hidden: dict[str, int] = field(default_factory=dict)  # policy key -> what it hid
+    advisories: dict[str, int] = field(default_factory=dict)  # advisory path -> loaded
 
 
 def render_status(snap: Snapshot) -> str:
@@ -59,7 +61,7 @@ def render_status(snap: Snapshot) -> str:
         version=escape(snap.version),
         uptime=duration(snap.uptime),
         mirrors=_mirrors(snap.mirrors),
-        cache=_cache(snap.cache, snap.traffic),
+        cache=_cache(snap.cache, snap.traffic) + _policy(snap.hidden, snap.advisories),
         downloads=_downloads(snap.downloads),
         setup="".join(
             _index_setup(name, url, first=not i) for i, (name, url) in enumerate(snap.indexes)
@@ -114,6 +116,19 @@ def _cache(cache: CacheFigures, traffic: Traffic) -> str:
 <dt>Fetched upstream</dt><dd>{size(traffic.fetched)}</dd>
 <dt>Saved</dt><dd><strong>{size(saved)}</strong> of upstream traffic</dd>
 </dl>"""
+
+
+def _policy(hidden: dict[str, int], advisories: dict[str, int]) -> str:
+    """What the policy hid, by key, and the advisories it works with (empty if none; there
+    all the same, for the live refresh to replace)."""
+    rows = [
+        f"<dt>Advisories</dt><dd>{count:,} loaded from <code>{escape(path)}</code></dd>"
+        for path, count in advisories.items()
+    ]
+    if hidden:
+        counts = " · ".join(f"{escape(key)} {n:,}" for key, n in sorted(hidden.items()))
+        rows.append(f"<dt>Hidden by policy</dt><dd>{counts}</dd>")
+    return f'<dl id="policy">{"".join(rows)}</dl>'
 
 
 def _downloads(downloads: list[DownloadProgress]) -> str:
@@ -208,7 +223,7 @@ if (every > 0) setInterval(async () => {
   try {
     const response = await fetch(location.href, {cache: "no-store"});
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-    for (const id of ["uptime", "mirrors", "cache", "downloads"]) {
+    for (const id of ["uptime", "mirrors", "cache", "policy", "downloads"]) {
       const now = fresh.getElementById(id);
       if (now) document.getElementById(id).replaceWith(now);
     }

@@ -6,7 +6,9 @@ from (a key path of the config, or a command-line option).
 
 from __future__ import annotations
 
+import contextlib
 import re
+from datetime import date, datetime, timezone
 from typing import Any
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
@@ -60,3 +62,36 @@ def human_duration(seconds: float) -> str:
     if hours >= 1:
         return f"{hours:.0f} h {minutes % 60:.0f} min"
     return f"{minutes:.0f} min" if minutes >= 1 else f"{seconds:.0f} s"
+
+
+def parse_timestamp(value: Any) -> float:
+    """A POSIX timestamp from an ISO 8601 date or time (`2026-11-01`, `2026-11-01T12:00:00Z`;
+    UTC unless it says otherwise), or from the `date`/`datetime` YAML makes of one unquoted."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("Z", "z"):  # fromisoformat takes a Z only from Python 3.11 on
+            text = text[:-1] + "+00:00"
+        with contextlib.suppress(ValueError):  # then said below
+            value = datetime.fromisoformat(text)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+    raise ValueError(
+        f"expected an ISO 8601 date or time such as 2026-11-01T00:00:00Z, got {value!r}"
+    )
+
+
+def upload_time(value: str | None) -> float | None:
+    """A PEP 700 `upload-time` as a timestamp; None when there is none or it cannot be read."""
+    if not value:
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        return None
+
+
+def format_upload_time(timestamp: float) -> str:
+    """A timestamp as PEP 700 writes `upload-time`: `2026-11-01T12:00:00.000000Z`."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

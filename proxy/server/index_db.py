@@ -6,6 +6,7 @@ cache commands; the only module that spells its keys.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any, Literal
 import diskcache
 
 from ..core.config import Upstream
-from ..core.model import FileLink, NormalizedName
+from ..core.model import FileLink, NormalizedName, ProjectPage
+from ..core.units import format_upload_time
 
 Lesson = Literal["sha256", "metadata"]
 # Moved whenever the proxy learned something: pages rendered before are rendered again.
@@ -53,6 +55,30 @@ class IndexDB:
                 stored = self._db.get(key)
                 if stored and stored.get("value"):
                     yield stored["value"]
+
+    # -- when files were first listed -------------------------------------------------
+
+    def dated(self, upstream: Upstream, page: ProjectPage, now: float) -> ProjectPage:
+        """The page with an upload time for every file: where the upstream gave none, when
+        the proxy first listed the file (fixed then, by whichever process was first)."""
+        with self._db.transact():
+            files = tuple(
+                link
+                if link.upload_time
+                else dataclasses.replace(
+                    link, upload_time=format_upload_time(self.listed_at(upstream, link, now))
+                )
+                for link in page.files
+            )
+        return dataclasses.replace(page, files=files)
+
+    def listed_at(self, upstream: Upstream, link: FileLink, now: float) -> float:
+        """When the proxy first listed this file of the group (`now`, if this is the first
+        time)."""
+        key = ("listed", upstream.name, link.filename)
+        self._db.add(key, now)
+        listed: float = self._db.get(key, now)
+        return listed
 
     # -- lessons -------------------------------------------------------------------------
 

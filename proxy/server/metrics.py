@@ -42,6 +42,12 @@ class Metrics:
             ["mirror"],
             registry=r,
         )
+        self._policy_hidden = Counter(
+            "pypi_proxy_policy_hidden",
+            "Files left off pages and files or projects refused, by the policy key that did it",
+            ["policy"],
+            registry=r,
+        )
         self._fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
         self._cache_bytes = Gauge(
             "pypi_proxy_cache_bytes",
@@ -70,6 +76,18 @@ class Metrics:
 
     def upstream_latency(self, mirror: str, seconds: float) -> None:
         self._upstream_latency.labels(hide_passwords(mirror)).observe(seconds)
+
+    def policy_hidden(self, policy: str, count: int = 1) -> None:
+        self._policy_hidden.labels(policy).inc(count)
+
+    def hidden(self) -> dict[str, int]:
+        """What the policy hid so far, by key (for the status page)."""
+        return {
+            sample.labels["policy"]: int(sample.value)
+            for family in self._policy_hidden.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
 
     def traffic(self) -> Traffic:
         """This process's answers and bytes since it started, for the status page."""

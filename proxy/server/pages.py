@@ -11,8 +11,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
@@ -21,15 +21,18 @@ import anyio
 
 from ..core.config import Config, Index, Upstream
 from ..core.model import CacheResult, FileLink, FileOrigin, NormalizedName, ProjectPage
+from ..core.policy import PolicyKey
 from ..core.render import Format, Rendered, render_project
 from ..core.routing import route_for, union
 from .errors import UpstreamError
 from .flight import SingleFlight
 from .index_db import IndexDB
+from .screening import PageScreen
 
 log = logging.getLogger("pypi_proxy.pages")
 
 T = TypeVar("T")
+R = TypeVar("R")
 NEGATIVE_TTL = 60.0
 _MEMORY_ENTRIES = 256
 
@@ -48,20 +51,30 @@ class PageSource(Protocol):
 class Entry(Generic[T]):
     value: T
     fetched: float  # wall-clock time: entries outlive the process
-    renders: dict[Format, Rendered] = field(default_factory=dict)
-    lessons: int = 0  # the version of what the proxy learned that `renders` are made with
+    renders: dict[Hashable, Any] = field(default_factory=dict)
+    version: Hashable = None  # of what else goes into `renders` (lessons, the policy's state)
 
     async def rendered(
-        self, fmt: Format, render: Callable[[T, Format], Rendered], lessons: int = 0
-    ) -> Rendered:
-        """The body in this format, rendered once (again when the proxy learned something
-        new that goes into it). Off the event loop: the index root of the official index
-        (700,000 names) takes a second to render."""
-        if lessons != self.lessons:
-            self.renders, self.lessons = {}, lessons
-        if fmt not in self.renders:
-            self.renders[fmt] = await anyio.to_thread.run_sync(render, self.value, fmt)
-        return self.renders[fmt]
+        self, key: Hashable, render: Callable[[T], R], version: Hashable = None
+    ) -> R:
+        """What `render` makes of the value, once per `key` (a format, and the policy it is
+        screened with), and again when `version` moves. Off the event loop: the index root
+        of the official index (700,000 names) takes a second to render."""
+        if version != self.version:
+            self.renders, self.version = {}, version
+        if key not in self.renders:
+            self.renders[key] = await anyio.to_thread.run_sync(render, self.value)
+        result: R = self.renders[key]
+        return result
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A project page's body as served, and what the policy left out of it."""
+
+    body: Rendered
+    hidden: Counter[PolicyKey] = field(default_factory=Counter)
+    audited: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,11 @@ class ProjectFound(Found[ProjectPage]):
             if link is not None:
                 return FileOrigin(upstream, page, link)
         return None
+
+    def group_of(self, filename: str) -> Upstream:
+        """The upstream group the file of this name comes from."""
+        origin = self.origin(filename)
+        return self.origins[0][0] if origin is None else origin.upstream
 
 
 @dataclass(frozen=True)
@@ -164,13 +182,20 @@ class PageCache:
         ttl = self._config.page_ttl if max_age is None else max_age
         return await self._get(
             self._db.page_key(upstream, name),
-            partial(self._source.project_page, upstream, name),
+            partial(self._dated_page, upstream, name),
             _PAGE,
             # "No such project" is remembered briefly, so that a project published a minute
             # ago shows up soon, while a typo does not cost a request every time.
             ttl=lambda page: ttl if page else min(ttl, NEGATIVE_TTL),
             revalidate=max_age is None,
         )
+
+    async def _dated_page(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
+        """The upstream's page, every file with an upload time (see `IndexDB.dated`)."""
+        page = await self._source.project_page(upstream, name)
+        if page is None or all(link.upload_time for link in page.files):
+            return page
+        return await anyio.to_thread.run_sync(self._db.dated, upstream, page, self._clock())
 
     def _merged(self, entries: list[Entry[ProjectPage]]) -> Entry[ProjectPage]:
         """One merged entry per set of upstream entries, so that it is rendered once too."""
@@ -181,16 +206,23 @@ class PageCache:
             self._remember(key, merged)
         return cast(Entry[ProjectPage], merged)
 
-    async def rendered(self, found: ProjectFound, fmt: Format) -> Rendered:
+    async def rendered(
+        self, found: ProjectFound, fmt: Format, screen: PageScreen | None = None
+    ) -> Shown:
         """A project page's body, with what the proxy learned itself: the sha256 of files
         listed without one (nightly pages of the PyTorch index), computed when it downloaded
-        them, and of the metadata it read out of wheels."""
-        return await found.entry.rendered(fmt, self._render, self._db.lessons())
+        them, and of the metadata it read out of wheels; and without what `screen` hides."""
 
-    def _render(self, page: ProjectPage, fmt: Format) -> Rendered:
-        return render_project(
-            dataclasses.replace(page, files=tuple(map(self._learned, page.files))), fmt
-        )
+        def render(page: ProjectPage) -> Shown:
+            page = dataclasses.replace(page, files=tuple(map(self._learned, page.files)))
+            if screen is None:
+                return Shown(render_project(page, fmt))
+            screened = screen.screen(page)
+            return Shown(render_project(screened.page, fmt), screened.hidden, screened.audited)
+
+        key = (fmt, screen.key if screen else None)
+        version = (self._db.lessons(), screen.version if screen else None)
+        return await found.entry.rendered(key, render, version)
 
     def _learned(self, link: FileLink) -> FileLink:
         if link.sha256 is None:

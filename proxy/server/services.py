@@ -13,6 +13,7 @@ import httpx
 from starlette.requests import Request
 
 from ..core.config import Config
+from .advisory_files import AdvisoryFiles
 from .blobs import BlobStore
 from .filler import CacheFiller
 from .index_db import IndexDB
@@ -20,6 +21,7 @@ from .locks import FileLocks
 from .metadata import CoreMetadata
 from .metrics import Metrics
 from .pages import PageCache
+from .screening import Screening
 from .upstream import UpstreamClient
 
 log = logging.getLogger("pypi_proxy.app")
@@ -35,6 +37,8 @@ class Services:
     pages: PageCache
     filler: CacheFiller
     metadata: CoreMetadata
+    screening: Screening
+    advisories: AdvisoryFiles
     started: float = field(default_factory=time.monotonic)
 
 
@@ -58,10 +62,16 @@ async def open_services(
     filler = CacheFiller(store, db, client, locks)
     metadata = CoreMetadata(store, db, client, filler)
     pages = PageCache(config, db, client)
+    advisories = AdvisoryFiles({p.advisories for p in config.policies() if p.advisories})
+    screening = Screening(db, advisories, metrics)
     metrics.watch(lambda: len(filler.fills()), store.usage)
     try:
-        yield Services(config, metrics, client, store, db, pages, filler, metadata)
+        await advisories.start()
+        yield Services(
+            config, metrics, client, store, db, pages, filler, metadata, screening, advisories
+        )
     finally:
+        await advisories.aclose()
         await metadata.aclose()  # first: a metadata fetch may still start a download
         await filler.aclose()
         await pages.aclose()

@@ -35,6 +35,8 @@ async def home(request: Request) -> Response:
             DownloadProgress(f.filename, f.written, f.size) for f in services.filler.fills()
         ],
         indexes=[(index.name, base + config.index_path(index)) for index in config.indexes],
+        hidden=services.metrics.hidden(),
+        advisories=services.advisories.counts(),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
 

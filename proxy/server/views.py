@@ -18,7 +18,7 @@ from .errors import UpstreamError
 from .files import serve_file
 from .pages import PageCache
 from .responses import cached_response
-from .services import services_of
+from .services import Services, services_of
 
 log = logging.getLogger("pypi_proxy.app")
 
@@ -30,8 +30,13 @@ RETRY_AFTER = 5
 async def root_index(request: Request) -> Response:
     fmt = _format(request)
     services = services_of(request)
-    found = await services.pages.project_list(_index(request))
-    body = await found.entry.rendered(fmt, render_project_list)
+    index = _index(request)
+    found = await services.pages.project_list(index)
+
+    def render(names: set[NormalizedName]) -> Rendered:
+        return render_project_list(services.screening.names(index, names), fmt)
+
+    body = await found.entry.rendered((fmt, index), render)
     return _page(request, body, found.cache, services.config.page_ttl)
 
 
@@ -53,11 +58,14 @@ async def project_page(request: Request) -> Response:
         return _redirect(request, f"/simple/{name}/")
     fmt = _format(request)
     services = services_of(request)
+    _refuse_project(services, index, name)
     found = await services.pages.project(index, name)
     if found is None:
         raise HTTPException(404, f"no project named {name!r} in any upstream")
-    body = await services.pages.rendered(found, fmt)
-    return _page(request, body, found.cache, services.config.page_ttl)
+    screen = services.screening.page(index, name, found.group_of)
+    shown = await services.pages.rendered(found, fmt, screen)
+    services.screening.record(request.url.path, shown.hidden, shown.audited)
+    return _page(request, shown.body, found.cache, services.config.page_ttl)
 
 
 async def file(request: Request) -> Response:
@@ -66,11 +74,13 @@ async def file(request: Request) -> Response:
     name = _project_name(request.path_params["project"])
     filename: str = request.path_params["filename"]
     services = services_of(request)
-    if not filename.endswith(".metadata"):
-        return await serve_file(
-            request, services, await _listed(services.pages, index, name, filename)
-        )
+    _refuse_project(services, index, name)
     origin = await _listed(services.pages, index, name, filename.removesuffix(".metadata"))
+    refusal = services.screening.file(index, origin, request.url.path)
+    if refusal is not None:
+        raise HTTPException(404, refusal.reason)
+    if not filename.endswith(".metadata"):
+        return await serve_file(request, services, origin)
     if not origin.link.offers_metadata:
         raise HTTPException(404, f"{origin.link.filename} has no metadata file")
     return cached_response(services.config, await services.metadata.file(origin))
@@ -95,6 +105,13 @@ async def upstream_missing(request: Request, exc: Exception) -> Response:
         status_code=404,
         media_type="text/plain",
     )
+
+
+def _refuse_project(services: Services, index: Index, name: NormalizedName) -> None:
+    """A 404 for a project the index's policy refuses, before any upstream is asked."""
+    refusal = services.screening.project(index, name)
+    if refusal is not None:
+        raise HTTPException(404, refusal.reason)
 
 
 def _index(request: Request) -> Index:

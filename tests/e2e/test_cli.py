@@ -48,6 +48,24 @@ def test_a_bad_config_stops_with_a_message_naming_the_key(tmp_path: Path) -> Non
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
+def test_a_missing_advisory_file_stops_serve_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "policy.yaml"
+    missing = tmp_path / "osv.zip"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "upstreams": {"pypi": {"mirrors": ["https://m.test/simple/"]}},
+                "policy": {"advisories": str(missing)},
+            }
+        )
+    )
+    result = subprocess.run(
+        [*COMMAND, "serve", "--config", str(config)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert f"policy.advisories: {missing}: no such file or directory" in result.stderr
+
+
 def test_serve_prints_the_index_url_and_a_pip_ini_and_serves(world: World, tmp_path: Path) -> None:
     config = tmp_path / "proxy.yaml"
     config.write_text(

@@ -224,9 +224,9 @@ async def test_a_learned_hash_is_rendered_into_the_page(cache: Cache) -> None:
     cache.source.pages["a"] = page("demo-1.0-py3-none-any.whl")
     found = await cache.project()
     assert found is not None
-    before = (await cache.pages.rendered(found, Format.JSON)).body
+    before = (await cache.pages.rendered(found, Format.JSON)).body.body
     cache.db.learn("sha256", "https://m.test/demo-1.0-py3-none-any.whl", "ab" * 32)
-    after = (await cache.pages.rendered(found, Format.JSON)).body
+    after = (await cache.pages.rendered(found, Format.JSON)).body.body
     assert b"ab" * 32 not in before and b'"sha256":"' + b"ab" * 32 + b'"' in after
 
 

@@ -3,6 +3,7 @@ downloads, the setup per index, and that nothing from upstream reaches it unesca
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from html.parser import HTMLParser
 
@@ -130,3 +131,13 @@ def test_nothing_from_outside_reaches_the_page_unescaped() -> None:
     )
     html = render_status(snapshot)
     assert hostile not in html and "&lt;script&gt;" in html
+
+
+def test_what_the_policy_hid_and_the_advisories_it_reads() -> None:
+    assert text_of(render_status(SNAPSHOT), "policy") == ""
+    snapshot = dataclasses.replace(
+        SNAPSHOT, hidden={"min_age": 12, "advisory": 1}, advisories={"/srv/osv.zip": 20_143}
+    )
+    policy = text_of(render_status(snapshot), "policy")
+    assert "Advisories 20,143 loaded from /srv/osv.zip" in policy
+    assert "Hidden by policy advisory 1 · min_age 12" in policy
