@@ -131,6 +131,8 @@ def _names(root: Path) -> dict[str, str]:
                     names[link["sha256"]] = name
                 if link.get("metadata_sha256"):
                     names[link["metadata_sha256"]] = name + ".metadata"
+                if link.get("provenance"):
+                    by_url[link["provenance"]] = name + ".provenance"
         for lesson, url, sha256 in db.learned():
             if url in by_url:
                 names[sha256] = by_url[url] + (".metadata" if lesson == "metadata" else "")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from ..core.client_setup import pip_ini
 from ..core.config import Config
 from ..server import logs
 from ..server.app import create_app
+from ..server.client_deadlines import HeaderDeadlineProtocol
 from ..server.locks import CROSS_PROCESS
 from .addresses import client_urls
 from .arguments import UsageError, load
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1 and not CROSS_PROCESS:
         raise UsageError("--workers: one worker process only on this platform")
     logs.configure(args.log_level, args.log_format)
+    _raise_open_files_limit()
     print(banner(config), flush=True)
     options: dict[str, Any] = {
         "host": config.host,
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 5,
+        "http": partial(HeaderDeadlineProtocol, header_timeout=config.client_header_timeout),
     }
     if args.workers == 1:
         uvicorn.run(create_app(config), **options)
@@ -77,6 +82,19 @@ def run(args: argparse.Namespace) -> int:
         os.environ[_WORKER_ARGS] = json.dumps(_worker_args(args))
         uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Every client and upstream connection, and every file served, is a descriptor; the
+    soft limit (often 1024) is raised to the hard one, for this process and its workers."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an "unlimited" hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def worker_app() -> Starlette:

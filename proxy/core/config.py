@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from .model import NormalizedName
+from .parse import MAX_LINKS
 from .policy import Policy
+from .wheel import METADATA_LIMIT
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,18 @@ class Circuit:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on what the proxy takes from upstream and keeps in memory, so that a hostile
+    (or broken) mirror cannot make it use without end."""
+
+    page_size: int = 256 * 10**6  # bytes of an index page, decoded (the official index's
+    # largest project pages are a few tens of MB, its root about 40 MB)
+    page_links: int = MAX_LINKS  # files on one page
+    metadata_size: int = METADATA_LIMIT  # bytes of a METADATA, `.metadata` or provenance file
+    page_memory: int = 512 * 2**20  # bytes the pages kept in memory, rendered, may take
+
+
+@dataclass(frozen=True)
 class Config:
     upstreams: tuple[Upstream, ...]
     indexes: tuple[Index, ...]  # the first is the default, also at /simple/
@@ -83,8 +97,13 @@ class Config:
     connect_timeout: float = 10.0
     first_byte_timeout: float = 30.0
     stall_timeout: float = 60.0
+    client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
+    client_send_timeout: float = 60.0  # for a client to take a piece of an answer
     ca_bundle: Path | None = None
     circuit: Circuit = field(default_factory=Circuit)
+    limits: Limits = field(default_factory=Limits)
+    page_deadline: float = 120.0  # for a whole page body: a mirror that drips one fails over
+    allow_private_links: bool = False  # see `core.link_targets`
     # With nginx in front: cache hits answered by this internal location (sendfile).
     x_accel_redirect: str | None = None
 

@@ -61,6 +61,12 @@ def choice(options: tuple[str, ...]) -> Reader:
     return read
 
 
+def boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: expected true or false, got {_kind(value)}")
+    return value
+
+
 def whole_number(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{path}: expected a whole number >= 1, got {value!r}")

@@ -18,7 +18,7 @@ import yaml
 
 from . import config_values as read
 from .advisories import SEVERITIES
-from .config import STRATEGIES, Circuit, Config, ConfigError, Index, Route, Upstream
+from .config import STRATEGIES, Circuit, Config, ConfigError, Index, Limits, Route, Upstream
 from .policy import MODES, Policy
 
 
@@ -38,7 +38,7 @@ def load_config(path: Path) -> Config:
 class Setting:
     section: str
     key: str
-    field: str  # what it sets: a field of Config (of Circuit, for the `circuit` section)
+    field: str  # what it sets: a field of Config (of Circuit or Limits, for their sections)
     read: read.Reader
 
     @property
@@ -58,11 +58,19 @@ SETTINGS = (
     Setting("timeouts", "connect", "connect_timeout", read.positive_duration),
     Setting("timeouts", "first_byte", "first_byte_timeout", read.positive_duration),
     Setting("timeouts", "stall", "stall_timeout", read.positive_duration),
+    Setting("timeouts", "page", "page_deadline", read.positive_duration),
+    Setting("timeouts", "client_header", "client_header_timeout", read.positive_duration),
+    Setting("timeouts", "client_send", "client_send_timeout", read.positive_duration),
     Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
+    Setting("links", "allow_private", "allow_private_links", read.boolean),
     Setting("circuit", "failures", "failures", read.whole_number),
     Setting("circuit", "probe_interval", "probe_interval", read.positive_duration),
     Setting("circuit", "max_probe_interval", "max_probe_interval", read.positive_duration),
     Setting("offload", "x_accel_redirect", "x_accel_redirect", read.location),
+    Setting("limits", "page_size", "page_size", read.size),
+    Setting("limits", "page_links", "page_links", read.whole_number),
+    Setting("limits", "metadata_size", "metadata_size", read.size),
+    Setting("limits", "page_memory", "page_memory", read.size),
 )
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
 TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy"}
@@ -95,9 +103,10 @@ def parse_config(data: Any) -> Config:
         if s.key in sections[s.section]
     }
     circuit = Circuit(**{f.name: values.pop(f.name) for f in fields(Circuit) if f.name in values})
+    limits = Limits(**{f.name: values.pop(f.name) for f in fields(Limits) if f.name in values})
     if circuit.max_probe_interval < circuit.probe_interval:
         raise ConfigError("circuit.max_probe_interval: shorter than circuit.probe_interval")
-    return Config(upstreams=upstreams, indexes=indexes, circuit=circuit, **values)
+    return Config(upstreams=upstreams, indexes=indexes, circuit=circuit, limits=limits, **values)
 
 
 # -- upstreams, routes and indexes ------------------------------------------------------------

@@ -75,6 +75,7 @@ class FileLink:
     size: int | None = None
     upload_time: str | None = None
     metadata_sha256: str | None = None
+    provenance: str | None = None  # PEP 740: the upstream URL of its provenance
 
     @property
     def key(self) -> str:
@@ -98,13 +99,25 @@ class FileLink:
 
 
 @dataclass(frozen=True)
+class ProjectStatus:
+    """PEP 792: `active`, `archived`, `quarantined` or `deprecated`, with an optional reason."""
+
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectPage:
     """A project's files, in the order the upstream listed them, and the mirror (its index
-    URL) that listed them."""
+    URL) that listed them; with what the upstream said of the project itself: its PEP 792
+    status, and the PEP 708 `tracks` and `alternate-locations` URLs."""
 
     name: NormalizedName
     files: tuple[FileLink, ...] = ()
     source: str = ""
+    status: ProjectStatus | None = None
+    tracks: tuple[str, ...] = ()
+    alternate_locations: tuple[str, ...] = ()
     _by_filename: dict[str, FileLink] = field(
         init=False, repr=False, compare=False, hash=False, default_factory=dict
     )
@@ -116,18 +129,29 @@ class ProjectPage:
         return self._by_filename.get(filename)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "source": self.source,
             "files": [f.to_dict() for f in self.files],
         }
+        if self.status is not None:
+            data["status"] = [self.status.status, self.status.reason]
+        if self.tracks:
+            data["tracks"] = list(self.tracks)
+        if self.alternate_locations:
+            data["alternate_locations"] = list(self.alternate_locations)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectPage:
+        status = data.get("status")
         return cls(
             name=NormalizedName(data["name"]),
             files=tuple(FileLink.from_dict(f) for f in data["files"]),
             source=data.get("source", ""),
+            status=ProjectStatus(*status) if status else None,
+            tracks=tuple(data.get("tracks", ())),
+            alternate_locations=tuple(data.get("alternate_locations", ())),
         )
 
 

@@ -7,20 +7,23 @@ some mirrors label JSON as `application/octet-stream`.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import posixpath
 import re
 from collections.abc import Iterable
-from html.parser import HTMLParser
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .html_tags import Attributes, tags
 from .model import (
     FileLink,
     InvalidName,
     NormalizedName,
     ProjectPage,
+    ProjectStatus,
     Yanked,
     name_and_version,
     normalize,
@@ -35,20 +38,32 @@ def is_json(body: bytes) -> bool:
     return body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{"
 
 
-def parse_project_page(name: NormalizedName, body: bytes, url: str) -> ProjectPage:
-    raw = _parse_json_files(body, url) if is_json(body) else _parse_html_files(body, url)
+# Files one page may list, unless the caller says otherwise (`limits.page_links`); numpy's
+# page lists about 4,400.
+MAX_LINKS = 200_000
+
+
+def parse_project_page(
+    name: NormalizedName, body: bytes, url: str, max_links: int = MAX_LINKS
+) -> ProjectPage:
+    if is_json(body):
+        page = _parse_json_page(name, body, url, max_links)
+    else:
+        page = _parse_html_page(name, body, url, max_links)
     files: dict[str, FileLink] = {}
-    for link in raw:
+    for link in page.files:
         # A filename listed twice (some mirrors do) keeps its first entry, as pip would.
         files.setdefault(link.filename, link)
-    return ProjectPage(name=name, files=tuple(files.values()))
+    return dataclasses.replace(page, files=tuple(files.values()))
 
 
-def parse_flat_listing(body: bytes, url: str) -> dict[NormalizedName, ProjectPage]:
+def parse_flat_listing(
+    body: bytes, url: str, max_links: int = MAX_LINKS
+) -> dict[NormalizedName, ProjectPage]:
     """A find-links page (links to every file of every project) as project pages, each
     file's project taken from its filename."""
     files: dict[NormalizedName, dict[str, FileLink]] = {}
-    for link in _parse_html_files(body, url):
+    for link in _html_document(body, url, max_links).links:
         parsed = name_and_version(link.filename)
         if parsed is not None:
             files.setdefault(parsed[0], {}).setdefault(link.filename, link)
@@ -61,7 +76,8 @@ def parse_project_list(body: bytes) -> set[NormalizedName]:
     if is_json(body):
         data = _load_json(body)
         candidates: Iterable[str] = (
-            p.get("name", "") for p in _expect(data.get("projects"), list, "projects")
+            p.get("name", "") if isinstance(p, dict) else ""
+            for p in _expect(data.get("projects"), list, "projects")
         )
     else:
         text = _decode(body)
@@ -75,13 +91,14 @@ def parse_project_list(body: bytes) -> set[NormalizedName]:
     return names
 
 
-_ANCHOR_TEXT = re.compile(r"<a\b[^>]*>([^<]*)</a>", re.IGNORECASE)
+# `[^<>]`, not `[^>]`: an anchor never closed stops at the next tag, so the scan stays linear.
+_ANCHOR_TEXT = re.compile(r"<a\b[^<>]*>([^<]*)</a>", re.IGNORECASE)
 
 
 def _load_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise ParseError(f"invalid JSON: {exc}") from None
     document: dict[str, Any] = _expect(data, dict, "document")
     return document
@@ -93,34 +110,64 @@ def _expect(value: Any, kind: type, what: str) -> Any:
     return value
 
 
-def _parse_json_files(body: bytes, url: str) -> list[FileLink]:
+# -- PEP 691 JSON -------------------------------------------------------------------------
+
+
+def _parse_json_page(name: NormalizedName, body: bytes, url: str, max_links: int) -> ProjectPage:
     data = _load_json(body)
-    links = []
-    for entry in _expect(data.get("files"), list, "files"):
-        _expect(entry, dict, "file entry")
-        href = entry.get("url")
-        if not isinstance(href, str):
-            continue
-        file_url = urljoin(url, href)
-        filename = entry.get("filename") or _filename_from_url(file_url)
-        if not _is_plain_filename(filename):
-            continue
-        hashes = entry.get("hashes") or {}
-        metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        size = entry.get("size")
-        links.append(
-            FileLink(
-                filename=filename,
-                url=_strip_fragment(file_url),
-                sha256=_valid_sha256(hashes.get("sha256")),
-                requires_python=entry.get("requires-python") or None,
-                yanked=_json_yanked(entry.get("yanked", False)),
-                size=size if isinstance(size, int) and size >= 0 else None,
-                upload_time=entry.get("upload-time") or None,
-                metadata_sha256=_json_metadata(metadata),
-            )
-        )
-    return links
+    entries = _expect(data.get("files"), list, "files")
+    if len(entries) > max_links:
+        raise ParseError(f"{len(entries):,} files: more than the {max_links:,} a page may list")
+    meta, status = data.get("meta"), data.get("project-status")
+    meta = meta if isinstance(meta, dict) else {}
+    status = status if isinstance(status, dict) else {}
+    return ProjectPage(
+        name,
+        tuple(link for entry in entries if (link := _json_link(entry, url)) is not None),
+        status=_status(status.get("status"), status.get("reason")),
+        tracks=_urls(meta.get("tracks"), url),
+        alternate_locations=_urls(data.get("alternate-locations"), url),
+    )
+
+
+def _json_link(entry: Any, url: str) -> FileLink | None:
+    """One file entry; None for one that is not a file, or has a field of the wrong type
+    (dropped alone: one bad entry must not cost the page)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        return None
+    hashes, size = entry.get("hashes", {}), entry.get("size")
+    typed = (
+        isinstance(hashes, dict)
+        and _optional(entry.get("filename"), str)
+        and _optional(entry.get("requires-python"), str)
+        and _optional(entry.get("upload-time"), str)
+        and _optional(entry.get("provenance"), str)
+        and isinstance(entry.get("yanked", False), (bool, str))
+        and (size is None or (isinstance(size, int) and not isinstance(size, bool)))
+    )
+    if not typed:
+        return None
+    file_url = urljoin(url, entry["url"])
+    filename = entry.get("filename") or _filename_from_url(file_url)
+    if not _is_plain_filename(filename) or _http_url(file_url) is None:
+        return None
+    metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
+    provenance = entry.get("provenance")
+    return FileLink(
+        filename=filename,
+        url=_strip_fragment(file_url),
+        sha256=_valid_sha256(hashes.get("sha256")),
+        requires_python=entry.get("requires-python") or None,
+        yanked=_json_yanked(entry.get("yanked", False)),
+        size=size if size is not None and size >= 0 else None,
+        upload_time=entry.get("upload-time") or None,
+        metadata_sha256=_json_metadata(metadata),
+        provenance=_http_url(urljoin(url, provenance)) if provenance else None,
+    )
+
+
+def _optional(value: Any, kind: type) -> bool:
+    return value is None or isinstance(value, kind)
 
 
 def _json_yanked(value: Any) -> Yanked:
@@ -135,6 +182,26 @@ def _json_metadata(value: Any) -> str | None:
     return "" if value is True else None
 
 
+def _status(status: Any, reason: Any) -> ProjectStatus | None:
+    if not isinstance(status, str) or not status:
+        return None
+    return ProjectStatus(status, reason if isinstance(reason, str) and reason else None)
+
+
+def _urls(values: Any, base: str) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    joined = (_http_url(urljoin(base, v)) for v in values if isinstance(v, str))
+    return tuple(u for u in joined if u)
+
+
+def _http_url(url: str) -> str | None:
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+# -- PEP 503 HTML -------------------------------------------------------------------------
+
+
 def _decode(body: bytes) -> str:
     # Strict: index pages are ASCII in practice, so a byte that is not UTF-8 is a body
     # damaged on the way, and another mirror should be asked.
@@ -144,35 +211,72 @@ def _decode(body: bytes) -> str:
         raise ParseError(f"not UTF-8: {exc}") from None
 
 
-def _parse_html_files(body: bytes, url: str) -> list[FileLink]:
-    parser = _AnchorParser()
-    parser.feed(_decode(body))
-    parser.close()
-    base = urljoin(url, parser.base) if parser.base else url
-    links = []
-    for attrs in parser.anchors:
-        href = attrs.get("href")
-        if not href:
-            continue
-        file_url = urljoin(base, href)
-        filename = _filename_from_url(file_url)
-        if not _is_plain_filename(filename):
-            continue
-        fragment = dict(_fragment_pairs(file_url))
-        yanked = attrs.get("data-yanked")
-        metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        links.append(
-            FileLink(
-                filename=filename,
-                url=_strip_fragment(file_url),
-                sha256=_valid_sha256(fragment.get("sha256")),
-                requires_python=attrs.get("data-requires-python") or None,
-                # Present means yanked (PEP 592); an empty value is a yank without a reason.
-                yanked=False if yanked is None else (yanked or True),
-                metadata_sha256=_html_metadata(metadata),
-            )
-        )
-    return links
+@dataclass(frozen=True)
+class _HtmlDocument:
+    links: list[FileLink]
+    meta: dict[str, list[str]]  # <meta name=... content=...>, by name
+
+
+def _html_document(body: bytes, url: str, max_links: int) -> _HtmlDocument:
+    anchors: list[Attributes] = []
+    meta: dict[str, list[str]] = {}
+    base: str | None = None
+    for tag, attrs in tags(_decode(body)):
+        if tag == "a":
+            if len(anchors) == max_links:
+                raise ParseError(f"more than the {max_links:,} links a page may list")
+            anchors.append(attrs)
+        elif tag == "base" and base is None:
+            base = attrs.get("href")
+        elif tag == "meta" and "name" in attrs:
+            meta.setdefault(attrs["name"].lower(), []).append(attrs.get("content", ""))
+    base_url = urljoin(url, base) if base else url
+    links = [link for attrs in anchors if (link := _html_link(attrs, base_url)) is not None]
+    return _HtmlDocument(links, meta)
+
+
+def _parse_html_page(name: NormalizedName, body: bytes, url: str, max_links: int) -> ProjectPage:
+    document = _html_document(body, url, max_links)
+    meta = document.meta
+    distributions = any(name_and_version(link.filename) for link in document.links)
+    if not distributions and "pypi:repository-version" not in meta:
+        # A project page without files still names its repository version; a 200 with
+        # neither is something else (a captive portal's login page, an error page), not a
+        # project without files.
+        raise ParseError("no links and no pypi:repository-version: not an index page")
+    statuses = meta.get("pypi:project-status", [])
+    reasons = meta.get("pypi:project-status-reason", [])
+    return ProjectPage(
+        name,
+        tuple(document.links),
+        status=_status(statuses[0], reasons[0] if reasons else None) if statuses else None,
+        tracks=_urls(meta.get("pypi:tracks"), url),
+        alternate_locations=_urls(meta.get("pypi:alternate-locations"), url),
+    )
+
+
+def _html_link(attrs: Attributes, base: str) -> FileLink | None:
+    href = attrs.get("href")
+    if not href:
+        return None
+    file_url = urljoin(base, href)
+    filename = _filename_from_url(file_url)
+    if not _is_plain_filename(filename) or _http_url(file_url) is None:
+        return None
+    fragment = dict(_fragment_pairs(file_url))
+    yanked = attrs.get("data-yanked")
+    metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+    provenance = attrs.get("data-provenance")
+    return FileLink(
+        filename=filename,
+        url=_strip_fragment(file_url),
+        sha256=_valid_sha256(fragment.get("sha256")),
+        requires_python=attrs.get("data-requires-python") or None,
+        # Present means yanked (PEP 592); an empty value is a yank without a reason.
+        yanked=False if yanked is None else (yanked or True),
+        metadata_sha256=_html_metadata(metadata),
+        provenance=_http_url(urljoin(base, provenance)) if provenance else None,
+    )
 
 
 def _html_metadata(value: str | None) -> str | None:
@@ -180,21 +284,6 @@ def _html_metadata(value: str | None) -> str | None:
         return None
     algorithm, _, digest = value.partition("=")
     return (_valid_sha256(digest) or "") if algorithm == "sha256" else ""
-
-
-class _AnchorParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.anchors: list[dict[str, str]] = []
-        self.base: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            # A bare attribute (`data-yanked`) comes as None; keep it distinguishable from
-            # an absent one.
-            self.anchors.append({k: ("" if v is None else v) for k, v in attrs})
-        elif tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
 
 
 def _filename_from_url(url: str) -> str:

@@ -12,13 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 from packaging.version import Version
 
 from .model import FileLink, NormalizedName, ProjectPage, name_and_version
 
-API_VERSION = "1.1"
+# 1.1: PEP 700 (size, upload-time, versions); up to 1.4 the fields passed through from the
+# upstream where it gives them: PEP 708 tracks and alternate-locations, PEP 740 provenance,
+# PEP 792 project status.
+API_VERSION = "1.4"
 
 
 class Format(Enum):
@@ -105,10 +108,17 @@ def file_href(project: NormalizedName, filename: str) -> str:
     return f"../../files/{project}/{quote(filename, safe='')}"
 
 
-def render_project(page: ProjectPage, fmt: Format) -> Rendered:
+def provenance_url(page_url: str, project: NormalizedName, filename: str) -> str:
+    """Where the proxy serves a file's PEP 740 provenance: absolute, as PEP 740 asks."""
+    return urljoin(page_url, file_href(project, filename) + ".provenance")
+
+
+def render_project(page: ProjectPage, fmt: Format, page_url: str = "") -> Rendered:
+    """`page_url` is the page's own absolute URL as the client reached it, for the links
+    that must be absolute (provenance)."""
     if fmt is Format.JSON:
-        return _rendered(_project_json(page), fmt)
-    return _rendered(_project_html(page), fmt)
+        return _rendered(_project_json(page, page_url), fmt)
+    return _rendered(_project_html(page, page_url), fmt)
 
 
 def render_project_list(names: Iterable[NormalizedName], fmt: Format) -> Rendered:
@@ -120,22 +130,29 @@ def render_project_list(names: Iterable[NormalizedName], fmt: Format) -> Rendere
     return _rendered(_html_document("Simple index", anchors), fmt)
 
 
-def _html_document(title: str, anchors: str) -> str:
+def _html_document(title: str, anchors: str, meta: Iterable[tuple[str, str]] = ()) -> str:
+    tags = "".join(f'<meta name="{name}" content="{escape(value)}">\n' for name, value in meta)
     return (
         '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
-        f'<meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'<meta name="pypi:repository-version" content="{API_VERSION}">\n{tags}'
         f"<title>{escape(title)}</title>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
         f"{anchors}</body>\n</html>\n"
     )
 
 
-def _project_html(page: ProjectPage) -> str:
-    return _html_document(
-        f"Links for {page.name}", "".join(_anchor(page.name, f) for f in page.files)
-    )
+def _project_html(page: ProjectPage, page_url: str) -> str:
+    meta = []
+    if page.status is not None:
+        meta.append(("pypi:project-status", page.status.status))
+        if page.status.reason:
+            meta.append(("pypi:project-status-reason", page.status.reason))
+    meta += [("pypi:tracks", url) for url in page.tracks]
+    meta += [("pypi:alternate-locations", url) for url in page.alternate_locations]
+    anchors = "".join(_anchor(page.name, f, page_url) for f in page.files)
+    return _html_document(f"Links for {page.name}", anchors, meta)
 
 
-def _anchor(project: NormalizedName, link: FileLink) -> str:
+def _anchor(project: NormalizedName, link: FileLink, page_url: str) -> str:
     href = file_href(project, link.filename)
     if link.sha256:
         href += f"#sha256={link.sha256}"
@@ -149,10 +166,13 @@ def _anchor(project: NormalizedName, link: FileLink) -> str:
     if link.offers_metadata:
         value = f"sha256={link.metadata_sha256}" if link.metadata_sha256 else "true"
         attrs.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
+    if link.provenance:
+        url = provenance_url(page_url, project, link.filename)
+        attrs.append(f'data-provenance="{escape(url)}"')
     return f"<a {' '.join(attrs)}>{escape(link.filename)}</a><br>\n"
 
 
-def _project_json(page: ProjectPage) -> str:
+def _project_json(page: ProjectPage, page_url: str) -> str:
     files = []
     for link in page.files:
         entry: dict[str, object] = {
@@ -169,13 +189,21 @@ def _project_json(page: ProjectPage) -> str:
         if link.offers_metadata:
             metadata = {"sha256": link.metadata_sha256} if link.metadata_sha256 else True
             entry["core-metadata"] = entry["dist-info-metadata"] = metadata
+        if link.provenance:
+            entry["provenance"] = provenance_url(page_url, page.name, link.filename)
         files.append(entry)
-    doc = {
-        "meta": {"api-version": API_VERSION},
-        "name": page.name,
-        "versions": versions(page),
-        "files": files,
-    }
+    meta: dict[str, object] = {"api-version": API_VERSION}
+    if page.tracks:
+        meta["tracks"] = list(page.tracks)
+    doc: dict[str, object] = {"meta": meta, "name": page.name}
+    if page.status is not None:
+        status = {"status": page.status.status}
+        if page.status.reason:
+            status["reason"] = page.status.reason
+        doc["project-status"] = status
+    if page.alternate_locations:
+        doc["alternate-locations"] = list(page.alternate_locations)
+    doc |= {"versions": versions(page), "files": files}
     return json.dumps(doc, separators=(",", ":"))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .config import Index, Route
 from .model import FileLink, NormalizedName, ProjectPage
 from .policy import Policy
@@ -36,9 +38,10 @@ def explain(routes: tuple[Route, ...], name: NormalizedName) -> str:
 
 def union(pages: list[ProjectPage]) -> ProjectPage:
     """Every file of every page, in priority order; a filename listed by several upstreams is
-    taken from the first (the same name with other bytes is never mixed in)."""
+    taken from the first (the same name with other bytes is never mixed in). What is said of
+    the project itself (status, tracks) is the first upstream's alone."""
     files: dict[str, FileLink] = {}
     for page in pages:
         for link in page.files:
             files.setdefault(link.filename, link)
-    return ProjectPage(name=pages[0].name, files=tuple(files.values()))
+    return dataclasses.replace(pages[0], files=tuple(files.values()), source="")

@@ -13,10 +13,17 @@ class NoMetadata(ValueError):
     """The file is not a wheel with a readable METADATA entry."""
 
 
-def core_metadata(wheel: IO[bytes] | SparseFile, filename: str) -> bytes:
+# Bytes a METADATA may have, inflated, unless the caller says otherwise (`limits.metadata_size`).
+METADATA_LIMIT = 16 * 2**20
+
+
+def core_metadata(
+    wheel: IO[bytes] | SparseFile, filename: str, limit: int = METADATA_LIMIT
+) -> bytes:
     """The METADATA bytes, exactly as stored: PEP 658 asks that the `.metadata` file served
-    for a wheel equals them, so clients can check one against the other. From a
-    `SparseFile`, this raises `Missing` for bytes it still needs."""
+    for a wheel equals them, so clients can check one against the other. At most `limit`
+    bytes decompressed (a wheel is untrusted: its entry may claim any size, and inflate to
+    any). From a `SparseFile`, this raises `Missing` for bytes it still needs."""
     try:
         name = parse_wheel_filename(filename)[0]
     except InvalidWheelFilename as exc:
@@ -28,12 +35,20 @@ def core_metadata(wheel: IO[bytes] | SparseFile, filename: str) -> bytes:
                 if leaf == "METADATA" and folder.endswith(".dist-info"):
                     dist = folder.removesuffix(".dist-info").rpartition("-")[0]
                     if canonicalize_name(dist) == name:
-                        return archive.read(entry)
+                        return _read(archive, entry, limit)
     except Missing:
         raise
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
         raise NoMetadata(f"{filename}: {exc}") from None
     raise NoMetadata(f"{filename}: no {name} .dist-info/METADATA in the wheel")
+
+
+def _read(archive: zipfile.ZipFile, entry: str, limit: int) -> bytes:
+    with archive.open(entry) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise NoMetadata(f"{entry}: larger than {limit:,} bytes")
+    return data
 
 
 class Missing(Exception):

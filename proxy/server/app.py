@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,9 @@ from starlette.routing import Route
 
 from ..core.config import Config
 from . import status_views, views
+from .client_deadlines import SendDeadlineMiddleware
 from .errors import NotFoundUpstream, UpstreamError
+from .logs import throttle_accept_errors
 from .memory import return_large_buffers_to_the_os
 from .metrics import Metrics
 from .observe import ObserveMiddleware
@@ -29,6 +32,7 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         return_large_buffers_to_the_os()
         quiet_body_cuts()
+        throttle_accept_errors(asyncio.get_running_loop())
         async with open_services(config, metrics, transport) as services:
             app.state.services = services
             yield
@@ -50,7 +54,10 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(ObserveMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(ObserveMiddleware, metrics=metrics),
+            Middleware(SendDeadlineMiddleware, timeout=config.client_send_timeout),
+        ],
         exception_handlers={
             UpstreamError: views.upstream_unavailable,
             NotFoundUpstream: views.upstream_missing,

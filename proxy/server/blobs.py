@@ -82,11 +82,20 @@ class BlobStore:
         return shutil.disk_usage(self.files).free - size >= self.min_free
 
     def make_room(self, size: int) -> bool:
-        """Whether a file of `size` bytes fits, once least recently used files are evicted."""
+        """Whether a file of `size` bytes fits, once least recently used files are evicted.
+        Nothing is evicted for a file that would not fit even then: a listed size (which the
+        upstream states) never empties the cache."""
         if self.has_room(size):
             return True
+        if not self._fits_once_emptied(size):
+            return False
         self.evict(size)
         return self.has_room(size)
+
+    def _fits_once_emptied(self, size: int) -> bool:
+        if self.max_size is not None and size > self.max_size:
+            return False
+        return shutil.disk_usage(self.files).free + self.usage() - size >= self.min_free
 
     def evict(self, room: int = 0, keep: Path | None = None, used_before: float = 0.0) -> int:
         """Remove least recently used files (but `keep`) until the store keeps its limits

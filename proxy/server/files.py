@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 import anyio
 from starlette.requests import Request
@@ -23,6 +24,9 @@ from .responses import cached_response, file_headers, headers_only, streaming
 from .services import Services
 
 log = logging.getLogger("pypi_proxy.files")
+
+# Ranges of one file fetched from upstream at once, ahead of its download.
+RANGES_AHEAD = 2
 
 
 async def serve_file(request: Request, services: Services, origin: FileOrigin) -> Response:
@@ -86,9 +90,25 @@ async def _from_fill(
     if request.method == "HEAD":
         return headers_only(headers, status=206)
     body = None
-    if start > fill.written:  # far ahead of the download: ask upstream for just this range
-        body = await services.client.passthrough(origin, start, end)
+    if start > fill.written and fill.ahead < RANGES_AHEAD:
+        # Far ahead of the download: ask upstream for just this range. Only a few at once
+        # per file; the rest wait for the download to get there.
+        fill.ahead += 1
+        try:
+            body = await services.client.passthrough(origin, start, end)
+        finally:
+            if body is None:
+                fill.ahead -= 1
+        body = _counted_ahead(fill, body) if body else None
     return streaming(body or fill.body(start, end), 206, headers)
+
+
+async def _counted_ahead(fill: Fill, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        fill.ahead -= 1
 
 
 def _whole(request: Request, fill: Fill, headers: dict[str, str]) -> Response:

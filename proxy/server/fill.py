@@ -39,6 +39,7 @@ class Fill:
         self.written = 0
         self.path: Path | None = None  # the committed blob, once verified
         self.error: BaseException | None = None
+        self.ahead = 0  # ranges streaming straight from upstream, ahead of the download
         self.started = asyncio.Event()  # set once upstream answered (or the fill failed)
         self._changed = asyncio.Event()
 

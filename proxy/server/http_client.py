@@ -32,11 +32,13 @@ NOT_FOUND = frozenset({403, 404, 410})
 class RequestFailed(Exception):
     """A request to one mirror got no usable answer: refused, timed out, broken off. The
     message is the short reason; `timeout` says whether it was a timeout (a hanging mirror,
-    the costliest kind of broken)."""
+    the costliest kind of broken); `local`, that it never left the proxy (no free
+    connection in its own pool): no fault of the mirror's."""
 
-    def __init__(self, reason: str, *, timeout: bool = False) -> None:
+    def __init__(self, reason: str, *, timeout: bool = False, local: bool = False) -> None:
         super().__init__(reason)
         self.timeout = timeout
+        self.local = local
 
 
 def build_http_client(
@@ -53,7 +55,9 @@ def build_http_client(
             connect=config.connect_timeout,
             read=config.stall_timeout,
             write=config.stall_timeout,
-            pool=config.connect_timeout,
+            # Below the first-byte timeout: waiting for a connection of our own must end as
+            # the pool's timeout (not the mirror's fault), never as the mirror's.
+            pool=min(config.connect_timeout, config.first_byte_timeout / 2),
         ),
         follow_redirects=True,
         headers={"User-Agent": user_agent()},
@@ -68,6 +72,8 @@ def mapped_errors() -> Iterator[None]:
     """httpx's exceptions (and a redirect to a URL it cannot read) as `RequestFailed`."""
     try:
         yield
+    except httpx.PoolTimeout:
+        raise RequestFailed("every upstream connection is busy", local=True) from None
     except httpx.HTTPError as exc:
         raise RequestFailed(
             _describe(exc), timeout=isinstance(exc, httpx.TimeoutException)

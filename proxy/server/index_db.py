@@ -18,7 +18,9 @@ from ..core.config import Upstream
 from ..core.model import FileLink, NormalizedName, ProjectPage
 from ..core.units import format_upload_time
 
-Lesson = Literal["sha256", "metadata"]
+Lesson = Literal["sha256", "metadata", "provenance"]
+# What pages are rendered with: learning one of these renders them again.
+_RENDERED: tuple[Lesson, ...] = ("sha256", "metadata")
 # Moved whenever the proxy learned something: pages rendered before are rendered again.
 _LESSONS = "learned"
 
@@ -93,7 +95,15 @@ class IndexDB:
 
     def learn(self, lesson: Lesson, url: str, sha256: str) -> None:
         self._db.set((lesson, url), sha256)
-        self._db.incr(_LESSONS, default=0)
+        if lesson in _RENDERED:
+            self._db.incr(_LESSONS, default=0)
+
+    def provenance_sha256_of(self, link: FileLink) -> str | None:
+        """The sha256 of the file's provenance as the proxy fetched and kept it."""
+        if link.provenance is None:
+            return None
+        found: str | None = self._db.get(("provenance", link.provenance))
+        return found
 
     def lessons(self) -> int:
         """How many lessons so far: a version of what pages are rendered with."""
@@ -101,9 +111,10 @@ class IndexDB:
         return count
 
     def learned(self) -> Iterator[tuple[Lesson, str, str]]:
-        """Every lesson: what it is about, the file's URL upstream, and the sha256."""
+        """Every lesson: what it is about, the file's URL upstream (its provenance's, for a
+        provenance), and the sha256."""
         for key in self._db.iterkeys():
-            if isinstance(key, tuple) and key[0] in ("sha256", "metadata"):
+            if isinstance(key, tuple) and key[0] in ("sha256", "metadata", "provenance"):
                 yield key[0], key[1], self._db.get(key)
 
 

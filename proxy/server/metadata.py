@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import IO
 
 import anyio
 
 from ..core.model import FileOrigin
-from ..core.wheel import Missing, NoMetadata, SparseFile, core_metadata
+from ..core.wheel import METADATA_LIMIT, Missing, NoMetadata, SparseFile, core_metadata
 from .blobs import BlobStore
 from .errors import NotFoundUpstream, UpstreamError
 from .filler import CacheFiller
@@ -33,13 +34,19 @@ RANGE_ROUNDS = 6
 
 class CoreMetadata:
     def __init__(
-        self, store: BlobStore, db: IndexDB, client: UpstreamClient, filler: CacheFiller
+        self,
+        store: BlobStore,
+        db: IndexDB,
+        client: UpstreamClient,
+        filler: CacheFiller,
+        limit: int = METADATA_LIMIT,
     ) -> None:
         self._store = store
         self._db = db
         self._client = client
         self._filler = filler
         self._flights: SingleFlight[Path] = SingleFlight()
+        self._limit = limit
 
     async def aclose(self) -> None:
         await self._flights.aclose()
@@ -88,10 +95,16 @@ class CoreMetadata:
                 if data is not None:
                     return data
                 wheel = await self._filler.start(origin).wait()
-            with open(wheel, "rb") as f:
-                return core_metadata(f, origin.link.filename)
+            return await anyio.to_thread.run_sync(self._read, wheel, origin.link.filename)
         except NoMetadata as exc:
             raise UpstreamError(str(exc)) from None
+
+    def _read(self, wheel: IO[bytes] | SparseFile | Path, filename: str) -> bytes:
+        """METADATA out of a wheel (in a worker thread: inflating it takes a while)."""
+        if isinstance(wheel, Path):
+            with open(wheel, "rb") as f:
+                return core_metadata(f, filename, self._limit)
+        return core_metadata(wheel, filename, self._limit)
 
     async def _by_ranges(self, origin: FileOrigin) -> bytes | None:
         first = await self._client.read_range(origin, f"bytes=-{RANGE_READ}")
@@ -103,7 +116,7 @@ class CoreMetadata:
         fetched = len(data)
         for _ in range(RANGE_ROUNDS):
             try:
-                metadata = core_metadata(wheel, origin.link.filename)
+                metadata = await anyio.to_thread.run_sync(self._read, wheel, origin.link.filename)
                 log.info("%s: metadata read with %d bytes of ranges", origin.link.filename, fetched)
                 return metadata
             except Missing as need:

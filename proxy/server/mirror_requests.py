@@ -3,21 +3,27 @@ checked, and what came of it recorded in the mirror's health (see `mirrors`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
 from ..core.config import Config
 from ..core.health import MirrorHealth
+from ..core.link_targets import refused
 from ..core.ranges import content_range, digits
 from .errors import NotFoundUpstream, UpstreamError
 from .http_client import NOT_FOUND, RequestFailed, build_http_client, mapped_errors, send
 from .metrics import Metrics
 from .mirrors import MirrorFailed, Mirrors
+
+log = logging.getLogger("pypi_proxy.upstream")
 
 
 @dataclass(frozen=True)
@@ -52,12 +58,12 @@ class MirrorRequests:
         await self._http.aclose()
 
     async def fetch_small(self, mirror: MirrorHealth, url: str) -> bytes:
-        """A whole small body (a `.metadata` file)."""
+        """A whole small body (a `.metadata` file, a provenance)."""
         try:
             async with self.request(mirror, url, {}) as response:
                 if response.status_code in NOT_FOUND:
                     raise NotFoundUpstream(url)
-                return await self.body(mirror, response)
+                return await self.body(mirror, response, self._config.limits.metadata_size)
         except MirrorFailed as exc:
             raise UpstreamError(f"{url}: {exc}") from None
 
@@ -98,6 +104,7 @@ class MirrorRequests:
             response = await send(self._http, url, headers, self._config.first_byte_timeout)
         try:
             self._check(mirror, response, headers)
+            self._check_destination(mirror, response)
             latency = self._mirrors.clock() - started
             yield response
             self._mirrors.succeeded(mirror, latency)
@@ -115,18 +122,48 @@ class MirrorRequests:
             # Pages and `.metadata` files may come compressed; httpx decodes them.
             raise self._mirrors.failed(mirror, "unexpected Content-Encoding")
 
+    def _check_destination(self, mirror: MirrorHealth, response: httpx.Response) -> None:
+        """Refuse an answer from inside the network to a link a mirror outside gave (see
+        `core.link_targets`); not the mirror's failure, and nothing of it is read."""
+        address = _server_address(response)
+        if address is None:  # not over a socket (a test's transport)
+            return
+        if response.url.host == urlsplit(mirror.url).hostname:
+            self._mirrors.note_address(mirror, address)
+            return
+        inward = self._mirrors.inward(mirror)
+        reason = refused(address, inward, self._config.allow_private_links)
+        if reason is not None:
+            log.warning("refused %s, listed by %s: %s", response.url, mirror.url, reason)
+            raise UpstreamError(f"{response.url}: refused: {reason}")
+
     @contextmanager
     def _failures_of(self, mirror: MirrorHealth) -> Iterator[None]:
-        """A request that failed as a failure of its mirror (a timeout a severe one)."""
+        """A request that failed as a failure of its mirror (a timeout a severe one); one
+        that never left the proxy as a transient error of its own."""
         try:
             with mapped_errors():
                 yield
         except RequestFailed as exc:
+            if exc.local:
+                raise UpstreamError(str(exc)) from None
             raise self._mirrors.failed(mirror, str(exc), severe=exc.timeout) from None
 
-    async def body(self, mirror: MirrorHealth, response: httpx.Response) -> bytes:
-        with self._failures_of(mirror):
-            return await response.aread()
+    async def body(self, mirror: MirrorHealth, response: httpx.Response, limit: int) -> bytes:
+        """A whole body, decoded: at most `limit` bytes, within `timeouts.page` (a mirror
+        that drips it has failed, as one that sends too much)."""
+        deadline, parts, size = self._config.page_deadline, [], 0
+        try:
+            with self._failures_of(mirror), anyio.fail_after(deadline):
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise self._mirrors.failed(mirror, f"body larger than {limit:,} bytes")
+                    parts.append(chunk)
+        except TimeoutError:
+            reason = f"body not complete within {deadline:g} s"
+            raise self._mirrors.failed(mirror, reason, severe=True) from None
+        return b"".join(parts)
 
     async def chunks(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
         try:
@@ -150,6 +187,12 @@ def _upstream_body(
             raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
         return UpstreamBody(start, total, validator, chunks, partial=True)
     return UpstreamBody(0, digits(response.headers.get("content-length")), validator, chunks)
+
+
+def _server_address(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    return str(address[0]) if address else None
 
 
 def _retry_after(value: str | None) -> float | None:

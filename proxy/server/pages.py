@@ -34,7 +34,8 @@ log = logging.getLogger("pypi_proxy.pages")
 T = TypeVar("T")
 R = TypeVar("R")
 NEGATIVE_TTL = 60.0
-_MEMORY_ENTRIES = 256
+# What an entry's value takes in memory, roughly: per file of a page, per name of a root.
+_FILE_BYTES, _NAME_BYTES = 600, 80
 
 
 class PageSource(Protocol):
@@ -51,21 +52,39 @@ class PageSource(Protocol):
 class Entry(Generic[T]):
     value: T
     fetched: float  # wall-clock time: entries outlive the process
-    renders: dict[Hashable, Any] = field(default_factory=dict)
-    version: Hashable = None  # of what else goes into `renders` (lessons, the policy's state)
+    # Per key (a format, and the policy it is screened with): the version of what else went
+    # into it (the lessons, the policy's state), and the render.
+    renders: dict[Hashable, tuple[Hashable, Any]] = field(default_factory=dict)
+    rendered_bytes: int = 0
+
+    @property
+    def weight(self) -> int:
+        """Bytes it holds, roughly: its value and its renders."""
+        value = self.value
+        if isinstance(value, ProjectPage):
+            held = _FILE_BYTES * len(value.files)
+        else:
+            held = _NAME_BYTES * len(value) if isinstance(value, set) else 0
+        return held + self.rendered_bytes
 
     async def rendered(
         self, key: Hashable, render: Callable[[T], R], version: Hashable = None
     ) -> R:
-        """What `render` makes of the value, once per `key` (a format, and the policy it is
-        screened with), and again when `version` moves. Off the event loop: the index root
-        of the official index (700,000 names) takes a second to render."""
-        if version != self.version:
-            self.renders, self.version = {}, version
-        if key not in self.renders:
-            self.renders[key] = await anyio.to_thread.run_sync(render, self.value)
-        result: R = self.renders[key]
-        return result
+        """What `render` makes of the value, once per `key`, and again when the `version` of
+        what else goes into it moves. Off the event loop: the index root of the official
+        index (700,000 names) takes a second to render."""
+        kept = self.renders.get(key)
+        if kept is None or kept[0] != version:
+            result = await anyio.to_thread.run_sync(render, self.value)
+            self.renders[key] = kept = (version, result)
+            self.rendered_bytes = sum(_bytes(r) for _, r in self.renders.values())
+        found: R = kept[1]
+        return found
+
+
+def _bytes(render: Any) -> int:
+    body = render.body if isinstance(render, Shown) else render
+    return len(body.body) if isinstance(body, Rendered) else 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,7 @@ class PageCache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        self._memory_limit = config.limits.page_memory
         self._db = db
         self._source = source
         self._clock = clock
@@ -207,22 +227,42 @@ class PageCache:
         return cast(Entry[ProjectPage], merged)
 
     async def rendered(
-        self, found: ProjectFound, fmt: Format, screen: PageScreen | None = None
+        self,
+        found: ProjectFound,
+        fmt: Format,
+        screen: PageScreen | None = None,
+        page_url: str = "",
     ) -> Shown:
         """A project page's body, with what the proxy learned itself: the sha256 of files
         listed without one (nightly pages of the PyTorch index), computed when it downloaded
-        them, and of the metadata it read out of wheels; and without what `screen` hides."""
+        them, and of the metadata it read out of wheels; and without what `screen` hides.
+        `page_url` (as the client reached the page) makes the links that must be absolute."""
 
         def render(page: ProjectPage) -> Shown:
             page = dataclasses.replace(page, files=tuple(map(self._learned, page.files)))
             if screen is None:
-                return Shown(render_project(page, fmt))
+                return Shown(render_project(page, fmt, page_url))
             screened = screen.screen(page)
-            return Shown(render_project(screened.page, fmt), screened.hidden, screened.audited)
+            body = render_project(screened.page, fmt, page_url)
+            return Shown(body, screened.hidden, screened.audited)
 
-        key = (fmt, screen.key if screen else None)
+        absolute = any(link.provenance for link in found.value.files)
+        key = (fmt, screen.key if screen else None, page_url if absolute else None)
         version = (self._db.lessons(), screen.version if screen else None)
-        return await found.entry.rendered(key, render, version)
+        shown = await found.entry.rendered(key, render, version)
+        self._trim()
+        return shown
+
+    async def rendered_names(
+        self,
+        found: Found[set[NormalizedName]],
+        key: Hashable,
+        render: Callable[[set[NormalizedName]], Rendered],
+    ) -> Rendered:
+        """An index root's body, as `render` makes it (once per `key`)."""
+        body = await found.entry.rendered(key, render)
+        self._trim()
+        return body
 
     def _learned(self, link: FileLink) -> FileLink:
         if link.sha256 is None:
@@ -310,5 +350,16 @@ class PageCache:
     def _remember(self, key: str, entry: Entry[Any]) -> None:
         self._memory[key] = entry
         self._memory.move_to_end(key)
-        while len(self._memory) > _MEMORY_ENTRIES:
-            self._memory.popitem(last=False)
+        self._trim()
+
+    def memory(self) -> int:
+        """Bytes the entries kept in memory hold, roughly."""
+        return sum(entry.weight for entry in self._memory.values())
+
+    def _trim(self) -> None:
+        """The least recently used entries out, while over `limits.page_memory` (the entry
+        in use stays: it is being served)."""
+        held = self.memory()
+        while held > self._memory_limit and len(self._memory) > 1:
+            _, entry = self._memory.popitem(last=False)
+            held -= entry.weight

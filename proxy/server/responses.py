@@ -47,15 +47,15 @@ class BlobResponse(FileResponse):
             await super().__call__(scope, receive, send)
 
 
-def cached_response(config: Config, path: Path) -> Response:
+def cached_response(config: Config, path: Path, media_type: str = OCTET_STREAM) -> Response:
     """A committed file (named by its sha256)."""
     headers = file_headers(CacheResult.HIT, ETag=f'"{path.name}"')
     prefix = config.x_accel_redirect
-    if prefix is not None:
+    if prefix is not None and media_type == OCTET_STREAM:
         sha256 = path.name
         headers["X-Accel-Redirect"] = f"{prefix}{sha256[:2]}/{sha256[2:4]}/{sha256}"
         return headers_only(headers)
-    return BlobResponse(path, media_type=OCTET_STREAM, headers=headers)
+    return BlobResponse(path, media_type=media_type, headers=headers)
 
 
 def file_headers(cache: CacheResult, **more: str) -> dict[str, str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import anyio
 import httpx
@@ -21,6 +22,7 @@ from .locks import FileLocks
 from .metadata import CoreMetadata
 from .metrics import Metrics
 from .pages import PageCache
+from .provenance import Provenance
 from .screening import Screening
 from .upstream import UpstreamClient
 
@@ -37,6 +39,7 @@ class Services:
     pages: PageCache
     filler: CacheFiller
     metadata: CoreMetadata
+    provenance: Provenance
     screening: Screening
     advisories: AdvisoryFiles
     started: float = field(default_factory=time.monotonic)
@@ -51,30 +54,50 @@ def services_of(request: Request) -> Services:
 async def open_services(
     config: Config, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Services]:
-    store = BlobStore(config.cache_dir, config.max_size, config.min_free)
-    locks = FileLocks(config.cache_dir / "locks")
-    await anyio.to_thread.run_sync(store.usage)  # one scan at start, off the event loop
-    removed = store.clean(locks)
-    if removed:
-        log.info("removed %d partial downloads left by an earlier run", removed)
-    client = UpstreamClient(config, metrics, transport=transport)
-    db = IndexDB(config.cache_dir)
-    filler = CacheFiller(store, db, client, locks)
-    metadata = CoreMetadata(store, db, client, filler)
-    pages = PageCache(config, db, client)
-    advisories = AdvisoryFiles({p.advisories for p in config.policies() if p.advisories})
-    screening = Screening(db, advisories, metrics)
-    metrics.watch(lambda: len(filler.fills()), store.usage)
-    try:
+    """The services, each closed on the way out in the reverse of the order made (a metadata
+    fetch may still start a download: metadata is closed before the filler)."""
+    async with AsyncExitStack() as stack:
+        store = BlobStore(config.cache_dir, config.max_size, config.min_free)
+        locks = FileLocks(config.cache_dir / "locks")
+        stack.callback(locks.close)
+        await anyio.to_thread.run_sync(store.usage)  # one scan at start, off the event loop
+        removed = store.clean(locks)
+        if removed:
+            log.info("removed %d partial downloads left by an earlier run", removed)
+        client = _closed(stack, UpstreamClient(config, metrics, transport=transport))
+        db = IndexDB(config.cache_dir)
+        stack.callback(db.close)
+        pages = _closed(stack, PageCache(config, db, client))
+        filler = _closed(stack, CacheFiller(store, db, client, locks))
+        limit = config.limits.metadata_size
+        metadata = _closed(stack, CoreMetadata(store, db, client, filler, limit))
+        provenance = _closed(stack, Provenance(store, db, client))
+        paths = {p.advisories for p in config.policies() if p.advisories}
+        advisories = _closed(stack, AdvisoryFiles(paths))
         await advisories.start()
+        metrics.watch(lambda: len(filler.fills()), store.usage)
         yield Services(
-            config, metrics, client, store, db, pages, filler, metadata, screening, advisories
+            config=config,
+            metrics=metrics,
+            client=client,
+            store=store,
+            db=db,
+            pages=pages,
+            filler=filler,
+            metadata=metadata,
+            provenance=provenance,
+            screening=Screening(db, advisories, metrics),
+            advisories=advisories,
         )
-    finally:
-        await advisories.aclose()
-        await metadata.aclose()  # first: a metadata fetch may still start a download
-        await filler.aclose()
-        await pages.aclose()
-        await client.aclose()
-        db.close()
-        locks.close()
+
+
+class _Closable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+def _closed(stack: AsyncExitStack, service: C) -> C:
+    stack.push_async_callback(service.aclose)
+    return service

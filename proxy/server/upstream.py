@@ -62,6 +62,11 @@ class UpstreamClient:
         self._flat = frozenset().union(*(u.flat for u in config.upstreams))
         self._listings = FlatListings(config.page_ttl, clock, self._fetch_listing)
         self._requests = MirrorRequests(config, self.mirrors, metrics, transport)
+        self._limits = config.limits
+        links = config.limits.page_links
+        self._flat_listing = PageSpec(
+            "listing", "text/html", partial(parse_flat_listing, max_links=links)
+        )
         # One mirror's file, once a source is chosen (see `file_sources`).
         self.open_file = self._requests.open_file
         self.fetch_small = self._requests.fetch_small
@@ -114,7 +119,8 @@ class UpstreamClient:
         if mirror.url in self._flat:
             page = (await self._listings.get(mirror)).get(name)
         else:
-            spec = PageSpec("page", PAGE_ACCEPT, partial(parse_project_page, name), _no_page)
+            parse = partial(parse_project_page, name, max_links=self._limits.page_links)
+            spec = PageSpec("page", PAGE_ACCEPT, parse, _no_page)
             page = await self._page(mirror, f"{mirror.url}{name}/", spec)
         return dataclasses.replace(page, source=mirror.url) if page else None
 
@@ -124,7 +130,7 @@ class UpstreamClient:
         return await self._page(mirror, mirror.url, _INDEX_ROOT)
 
     async def _fetch_listing(self, mirror: MirrorHealth) -> Listing:
-        return await self._page(mirror, mirror.url, _FLAT_LISTING)
+        return await self._page(mirror, mirror.url, self._flat_listing)
 
     async def _page(self, mirror: MirrorHealth, url: str, spec: PageSpec[T]) -> T:
         """A page of the mirror, parsed against the URL it finally came from."""
@@ -134,11 +140,12 @@ class UpstreamClient:
                 if spec.absent is None:
                     raise self.mirrors.failed(mirror, f"HTTP {status} for the {spec.what}")
                 return spec.absent(status)
-            body = await self._requests.body(mirror, response)
+            body = await self._requests.body(mirror, response, self._limits.page_size)
             try:
                 return await _parse(spec.parse, body, str(response.url))
-            except ParseError as exc:
-                raise self.mirrors.failed(mirror, f"unparseable {spec.what}: {exc}") from None
+            except Exception as exc:  # any way a hostile body breaks the parser
+                reason = exc if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
+                raise self.mirrors.failed(mirror, f"unparseable {spec.what}: {reason}") from None
 
     # -- files ---------------------------------------------------------------------------
 
@@ -198,10 +205,20 @@ class UpstreamClient:
                         start, total = content_range(response.headers.get("content-range", ""))
                         if response.status_code != 206 or start is None or total is None:
                             continue  # the whole file instead: not read, just closed
-                        return start, await self._requests.body(mirror, response), total
-                except MirrorFailed:
+                        body = await self._requests.body(
+                            mirror, response, self._limits.metadata_size
+                        )
+                        return start, body, total
+                except (MirrorFailed, UpstreamError):  # refused, or every connection busy
                     continue
         return None
+
+    async def fetch_listed(self, origin: FileOrigin, url: str) -> bytes:
+        """A small body the page of `origin` links to besides the file (its provenance),
+        from the mirror that listed it."""
+        mirrors = self.mirrors.of(origin.upstream)
+        mirror = next((m for m in mirrors if m.url == origin.page.source), mirrors[0])
+        return await self.fetch_small(mirror, url)
 
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""
@@ -219,7 +236,6 @@ def _no_page(status: int) -> None:
 
 
 _INDEX_ROOT = PageSpec("index root", PAGE_ACCEPT, lambda body, _: parse_project_list(body))
-_FLAT_LISTING = PageSpec("listing", "text/html", parse_flat_listing)
 
 
 async def _parse(parse: Callable[[bytes, str], T], body: bytes, url: str) -> T:

@@ -17,6 +17,7 @@ from ..core.render import Format, Rendered, negotiate, render_project_list
 from .errors import UpstreamError
 from .files import serve_file
 from .pages import PageCache
+from .provenance import MEDIA_TYPE as PROVENANCE_TYPE
 from .responses import cached_response
 from .services import Services, services_of
 
@@ -25,6 +26,8 @@ log = logging.getLogger("pypi_proxy.app")
 # Seconds a client is asked to wait after a 503 when no mirror's next probe says otherwise.
 # Short, since pip sleeps as long as it is told before each of its retries.
 RETRY_AFTER = 5
+# A filename the cached page does not list has its page fetched again at most this often.
+RELIST_INTERVAL = 10.0
 
 
 async def root_index(request: Request) -> Response:
@@ -36,7 +39,7 @@ async def root_index(request: Request) -> Response:
     def render(names: set[NormalizedName]) -> Rendered:
         return render_project_list(services.screening.names(index, names), fmt)
 
-    body = await found.entry.rendered((fmt, index), render)
+    body = await services.pages.rendered_names(found, (fmt, index), render)
     return _page(request, body, found.cache, services.config.page_ttl)
 
 
@@ -63,27 +66,39 @@ async def project_page(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, f"no project named {name!r} in any upstream")
     screen = services.screening.page(index, name, found.group_of)
-    shown = await services.pages.rendered(found, fmt, screen)
+    shown = await services.pages.rendered(found, fmt, screen, str(request.url.replace(query="")))
     services.screening.record(request.url.path, shown.hidden, shown.audited)
     return _page(request, shown.body, found.cache, services.config.page_ttl)
 
 
 async def file(request: Request) -> Response:
-    """A file a project page lists, or (`<file>.metadata`) a wheel's core metadata."""
+    """A file a project page lists, or what its page offers beside it: `<file>.metadata`
+    (a wheel's core metadata) and `<file>.provenance` (PEP 740)."""
     index = _index(request)
     name = _project_name(request.path_params["project"])
-    filename: str = request.path_params["filename"]
+    requested: str = request.path_params["filename"]
     services = services_of(request)
     _refuse_project(services, index, name)
-    origin = await _listed(services.pages, index, name, filename.removesuffix(".metadata"))
+    filename, _, beside = requested.rpartition(".")
+    if beside not in _BESIDE:
+        filename, beside = requested, ""
+    origin = await _listed(services.pages, index, name, filename)
     refusal = services.screening.file(index, origin, request.url.path)
     if refusal is not None:
         raise HTTPException(404, refusal.reason)
-    if not filename.endswith(".metadata"):
-        return await serve_file(request, services, origin)
-    if not origin.link.offers_metadata:
-        raise HTTPException(404, f"{origin.link.filename} has no metadata file")
-    return cached_response(services.config, await services.metadata.file(origin))
+    if beside == "metadata":
+        if not origin.link.offers_metadata:
+            raise HTTPException(404, f"{filename} has no metadata file")
+        return cached_response(services.config, await services.metadata.file(origin))
+    if beside == "provenance":
+        if origin.link.provenance is None:
+            raise HTTPException(404, f"{filename} has no provenance")
+        path = await services.provenance.file(origin)
+        return cached_response(services.config, path, PROVENANCE_TYPE)
+    return await serve_file(request, services, origin)
+
+
+_BESIDE = ("metadata", "provenance")
 
 
 async def upstream_unavailable(request: Request, exc: Exception) -> Response:
@@ -151,12 +166,16 @@ async def _listed(
     """The upstream file a client asks for, which must be one its project page lists.
 
     Any cached copy of the page will do (files are immutable); only a filename the copy does
-    not know yet makes the page be fetched again.
+    not know yet makes the page be fetched again, and then at most once per
+    `RELIST_INTERVAL`: made-up filenames must not turn into upstream requests. An unknown
+    project is asked again once per negative-cache interval (see `PageCache`).
     """
     found = await pages.project(index, name, max_age=float("inf"))
-    origin = found.origin(filename) if found else None
-    if origin is None and (found is None or found.cache is not CacheResult.MISS):
-        found = await pages.project(index, name, max_age=0)
+    if found is None:
+        raise HTTPException(404, f"no project named {name!r} in any upstream")
+    origin = found.origin(filename)
+    if origin is None and found.cache is not CacheResult.MISS:
+        found = await pages.project(index, name, max_age=RELIST_INTERVAL)
         origin = found.origin(filename) if found else None
     if origin is None:
         raise HTTPException(404, f"{name} lists no file {filename!r}")

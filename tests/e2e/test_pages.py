@@ -24,7 +24,7 @@ def test_project_page_as_json_for_pip_and_html_for_browsers(client: httpx.Client
     assert as_json.headers["vary"] == "Accept"
     assert as_json.headers["cache-control"] == "max-age=600, public"
     doc = as_json.json()
-    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["meta"]["api-version"] == "1.4"
     (entry,) = doc["files"]
     assert entry["filename"] == TINYAPP.filename
     assert entry["hashes"] == {"sha256": TINYAPP.sha256}

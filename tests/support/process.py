@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ def proxy_process(
     *extra: str,
     cache_dir: Path | None = None,
     log: Path | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`pypi-proxy serve` on a free port with this config; yields the process and base URL
-    once it answers, and stops it on the way out. Its log (stderr) goes to `log`, if given."""
+    once it answers, and stops it on the way out. Its log (stderr) goes to `log`, if given;
+    `preexec` runs in the child before the proxy starts (to set its limits)."""
     path = workdir / f"proxy-{free_port()}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -41,7 +43,9 @@ def proxy_process(
         command += ["--cache-dir", str(cache_dir)]
     log_file = open(log, "wb") if log else None  # noqa: SIM115 (closed below)
     stderr = log_file or subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=preexec
+    )
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

@@ -221,6 +221,11 @@ class FakeUpstream:
         with self._lock:
             self._raw_pages.setdefault(normalize_name(project), {})[content_type] = body
 
+    def drop_raw_pages(self) -> None:
+        """Back to generated pages for every project given a raw one."""
+        with self._lock:
+            self._raw_pages.clear()
+
     def add_blob(self, path: str, content: bytes) -> None:
         """Serve ``content`` at the (decoded) URL path ``path``, as a file."""
         with self._lock:

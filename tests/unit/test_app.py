@@ -5,6 +5,7 @@ wheel's end; what is not listed is not served; the proxy's own pages."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -208,3 +209,94 @@ async def test_the_proxy_s_own_pages(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert 'pypi_proxy_requests_total{route="/simple/{project}/",status="200"} 1.0' in metrics
     assert json.loads(health.text)["upstreams"]["pypi"][0]["url"] == MIRROR
+
+
+async def test_made_up_names_cost_upstream_requests_only_once_in_a_while(
+    client: httpx.AsyncClient, upstream: Upstream
+) -> None:
+    def pages_asked(project: str) -> int:
+        return sum(1 for r in upstream.requests if r.url.path == f"/simple/{project}/")
+
+    for n in range(20):
+        assert (await client.get(f"/files/demo/demo-9.{n}-py3-none-any.whl")).status_code == 404
+        assert (await client.get(f"/files/nosuch/nosuch-{n}.0.tar.gz")).status_code == 404
+        assert (await client.get("/simple/nosuch/")).status_code == 404
+    assert pages_asked("demo") == 1  # listed once; relisted at most once per interval
+    assert pages_asked("nosuch") == 1  # "no such project" is remembered for a while
+
+
+class Stream:
+    """What httpx's network stream tells of the address it connected to."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def get_extra_info(self, name: str) -> object:
+        return (self.address, 443) if name == "server_addr" else None
+
+
+def elsewhere(mirror_at: str, file_at: str) -> Callable[[httpx.Request], httpx.Response]:
+    """A mirror (answering from `mirror_at`) whose page links the wheel on another host (which
+    answers from `file_at`)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "m.test":
+            files = [{"filename": WHEEL.filename, "url": f"https://cdn.test/{WHEEL.filename}",
+                      "hashes": {"sha256": WHEEL.sha256}}]  # fmt: skip
+            document = {"meta": {"api-version": "1.1"}, "files": files}
+            stream = {"network_stream": Stream(mirror_at)}
+            return httpx.Response(200, json=document, extensions=stream)
+        response = file_response(request, WHEEL.content)
+        response.extensions["network_stream"] = Stream(file_at)
+        return response
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("mirror_at", "file_at", "allow", "served"),
+    [
+        ("104.16.0.1", "169.254.169.254", False, False),  # a cloud's metadata service
+        ("104.16.0.1", "10.1.2.3", False, False),
+        ("104.16.0.1", "::ffff:127.0.0.1", False, False),
+        ("104.16.0.1", "151.101.0.223", False, True),  # a CDN: fine
+        ("10.0.0.2", "10.1.2.3", False, True),  # a lab's mirror, links in the lab
+        ("104.16.0.1", "10.1.2.3", True, True),  # links.allow_private
+    ],
+)
+async def test_links_into_the_network_are_refused_without_failing_the_mirror(
+    tmp_path: Path, mirror_at: str, file_at: str, allow: bool, served: bool
+) -> None:
+    settings = config(tmp_path)
+    settings = dataclasses.replace(settings, allow_private_links=allow)
+    async with app_client(settings, elsewhere(mirror_at, file_at)) as client:
+        response = await client.get(f"/files/demo/{WHEEL.filename}")
+        assert (response.status_code == 200) is served
+        if not served:
+            assert response.status_code == 503 and "refused" in response.text
+        (mirror,) = (await client.get("/-/health")).json()["upstreams"]["pypi"]
+    assert mirror["consecutive_failures"] == 0
+
+
+async def test_a_file_larger_than_the_cache_passes_through_and_evicts_nothing(
+    tmp_path: Path,
+) -> None:
+    big = make_wheel("demo", "2.0", payload_size=1_500_000)
+    upstream = Upstream(WHEEL, big)
+    sizes = {WHEEL.filename: WHEEL.size, big.filename: big.size}
+
+    def listed_with_sizes(request: httpx.Request) -> httpx.Response:
+        response = upstream.handle(request)
+        if request.url.path == "/simple/demo/":
+            document = json.loads(response.content)
+            for entry in document["files"]:
+                entry["size"] = sizes[entry["filename"]]
+            return httpx.Response(200, json=document)
+        return response
+
+    async with app_client(config(tmp_path, max_size="1MB"), listed_with_sizes) as client:
+        assert (await client.get(f"/files/demo/{WHEEL.filename}")).headers["x-cache"] == "MISS"
+        kept = stored_files(tmp_path)
+        response = await client.get(f"/files/demo/{big.filename}")
+        assert response.headers["x-cache"] == "PASS" and response.content == big.content
+    assert stored_files(tmp_path) == kept  # the small wheel is still there

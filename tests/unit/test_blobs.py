@@ -119,3 +119,13 @@ def test_clean_removes_what_interrupted_downloads_left(tmp_path: Path) -> None:
     finally:
         locks.close()
     assert sorted(p.name for p in store.tmp.iterdir()) == ["y.put"]
+
+
+def test_no_file_is_evicted_for_one_that_could_never_fit(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path, max_size=3000)
+    kept = [stored(store, bytes([n]) * 1000, used=1000 + n) for n in range(3)]
+    assert store.make_room(3001) is False  # larger than the limit: evicting all would not do
+    assert store.make_room(10**18) is False  # larger than the disk
+    assert all(p.exists() for p in kept)
+    assert store.make_room(1500) is True  # fits once two files go: the oldest two go
+    assert [p.exists() for p in kept] == [False, False, True]

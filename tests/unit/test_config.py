@@ -191,3 +191,19 @@ def test_bad_sizes_name_the_key(value: object) -> None:
     with pytest.raises(ConfigError, match=r"cache\.max_size: expected a size"):
         parse_config({"upstreams": {"p": {"mirrors": ["https://m.test/"]}},
                       "cache": {"max_size": value}})  # fmt: skip
+
+
+def test_the_commented_limits_links_and_policy_parse_once_uncommented() -> None:
+    text = default_config_path().read_text()
+    sections = ("limits", "links", "policy")
+    lines, inside = [], False
+    for line in text.splitlines():
+        if re.match(rf"# ({'|'.join(sections)}):", line):
+            inside = True
+        elif not line.startswith("#   "):
+            inside = False
+        lines.append(line[2:] if inside and line.startswith("# ") else line)
+    config = parse_config(yaml.safe_load("\n".join(lines)))
+    assert config.limits.page_links == 200_000 and config.allow_private_links is True
+    assert config.index().policy.min_age == 7 * 86400
+    assert config.index().policy.block_severity == "high"

@@ -5,8 +5,9 @@ an upstream that cannot answer means for routing; pages kept across restarts."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ import pytest
 from proxy.core.config import Config, Upstream
 from proxy.core.config_yaml import parse_config
 from proxy.core.model import CacheResult, FileLink, NormalizedName, ProjectPage
+from proxy.core.policy import Screened
 from proxy.core.render import Format
 from proxy.server.errors import UpstreamError
 from proxy.server.index_db import IndexDB
 from proxy.server.pages import PageCache, ProjectFound
+from proxy.server.screening import PageScreen
 
 pytestmark = pytest.mark.anyio
 NAME = NormalizedName("demo")
@@ -233,3 +236,41 @@ async def test_a_learned_hash_is_rendered_into_the_page(cache: Cache) -> None:
 async def test_the_root_lists_every_upstream_s_names(cache: Cache) -> None:
     found = await cache.pages.project_list(cache.config.index())
     assert found.value == {"from-a", "from-b"} and found.cache is MISS
+
+
+async def test_pages_kept_in_memory_are_bounded_by_bytes(tmp_path: Path) -> None:
+    data = {
+        "cache": {"dir": str(tmp_path)},
+        "limits": {"page_memory": "300KB"},
+        "upstreams": {"a": {"mirrors": ["https://a.test/"]}},
+    }
+    cfg, db, source = parse_config(data), IndexDB(tmp_path), Source()
+    source.pages["a"] = page(*(f"demo-{n}.0.tar.gz" for n in range(100)))
+    pages = PageCache(cfg, db, source, Clock())
+    with anyio.fail_after(10):
+        for n in range(20):
+            found = await pages.project(cfg.index(), NormalizedName(f"p{n}"))
+            assert found is not None
+            await pages.rendered(found, Format.JSON)
+            await pages.rendered(found, Format.HTML)
+        held = pages.memory()
+        first = await pages.project(cfg.index(), NormalizedName("p0"))  # from disk again
+    assert found is not None and found.entry.weight > 60_000 and held <= 300_000
+    assert first is not None and source.asked == ["a"] * 20
+    db.close()
+
+
+async def test_renders_for_several_policies_are_kept_side_by_side(cache: Cache) -> None:
+    """Two indexes with their own policies share an upstream's page: neither may throw
+    away the other's render (each would be rendered again on every request)."""
+    cache.source.pages["a"] = page("demo-1.0.tar.gz", "demo-2.0.tar.gz")
+    found = await cache.project()
+    assert found is not None
+    only_one = PageScreen(
+        key="strict", version=1, screen=lambda p: Screened(replace(p, files=p.files[:1]), Counter())
+    )
+    strict = await cache.pages.rendered(found, Format.JSON, only_one)
+    plain = await cache.pages.rendered(found, Format.JSON)
+    assert b"demo-2.0" not in strict.body.body and b"demo-2.0" in plain.body.body
+    assert await cache.pages.rendered(found, Format.JSON, only_one) is strict
+    assert await cache.pages.rendered(found, Format.JSON) is plain

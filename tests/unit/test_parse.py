@@ -3,13 +3,15 @@ of the PyTorch index, compared as whole objects."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import time
 
 import pytest
 from support.repo import OFFICIAL_INDEX
 
-from proxy.core.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.model import FileLink, NormalizedName, ProjectPage, ProjectStatus
 from proxy.core.parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 
 FIXTURES = OFFICIAL_INDEX
@@ -205,3 +207,99 @@ def test_parse_flat_listing() -> None:
     (torch,) = pages[NormalizedName("torch")].files
     assert torch.url == "https://m.test/whl/a/torch-2.3.1%2Bcu121-cp311-cp311-linux_x86_64.whl"
     assert torch.sha256 == "1" * 64
+
+
+def test_entries_with_a_field_of_the_wrong_type_are_dropped_one_by_one() -> None:
+    good = {"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "hashes": {}}
+    bad = [
+        {"url": "demo-0.1.tar.gz", "hashes": "sha256=ab"},
+        {"url": "demo-0.2.tar.gz", "size": "12"},
+        {"url": "demo-0.3.tar.gz", "yanked": 3},
+        {"url": "demo-0.4.tar.gz", "requires-python": [">=3"]},
+        {"url": "demo-0.5.tar.gz", "upload-time": 1700000000},
+        {"url": "demo-0.6.tar.gz", "filename": 7},
+        {"url": 42},
+        "demo-0.7.tar.gz",
+    ]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "files": [*bad, good]}).encode()
+    page = parse_project_page(NormalizedName("demo"), body, MIRROR)
+    assert [f.filename for f in page.files] == ["demo-1.0.tar.gz"]
+
+
+def test_a_page_with_neither_files_nor_a_repository_version_is_no_index_page() -> None:
+    login = b"<html><body><form><input name=user></form><a href='/help'>Help</a></body></html>"
+    with pytest.raises(ParseError, match="not an index page"):
+        parse_project_page(NormalizedName("demo"), login, MIRROR)
+    empty = b'<html><head><meta name="pypi:repository-version" content="1.0"></head></html>'
+    assert parse_project_page(NormalizedName("demo"), empty, MIRROR).files == ()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["<a " * 50_000, "<!--" * 50_000, '<a x="' * 50_000, "<a\t" + " " * 500_000 + "="],
+    ids=["unclosed tags", "unclosed comments", "unclosed quotes", "whitespace"],
+)
+def test_parsing_html_takes_time_linear_in_its_length(hostile: str) -> None:
+    """CPython's HTMLParser needs about a minute for 60 KB of unclosed `<a ` (CVE-2025-6069);
+    the bound here is a hundred times what the linear scan needs on a slow machine."""
+    started = time.perf_counter()
+    with contextlib.suppress(ParseError):
+        parse_project_page(NormalizedName("demo"), hostile.encode(), MIRROR)
+    assert time.perf_counter() - started < 3
+
+
+def test_tags_in_comments_are_not_links_and_attributes_unescape() -> None:
+    body = (
+        b'<!-- <a href="demo-0.1.tar.gz">old</a> -->'
+        b"<a href='demo-1.0.tar.gz#sha256=" + b"ab" * 32 + b"' data-requires-python='&gt;=3.8'"
+        b' data-yanked>demo</a><a HREF=demo-1.1.tar.gz DATA-YANKED="bad build">x</a>'
+    )
+    page = parse_project_page(NormalizedName("demo"), body, MIRROR)
+    assert page.files == (
+        FileLink("demo-1.0.tar.gz", MIRROR + "demo-1.0.tar.gz", "ab" * 32, ">=3.8", True),
+        FileLink("demo-1.1.tar.gz", MIRROR + "demo-1.1.tar.gz", yanked="bad build"),
+    )
+
+
+NEW_FIELDS_JSON = {
+    "meta": {"api-version": "1.4", "tracks": ["https://upstream.test/simple/demo/"]},
+    "name": "demo",
+    "project-status": {"status": "quarantined", "reason": "under review"},
+    "alternate-locations": ["https://other.test/simple/demo/", 5],
+    "files": [
+        {"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "hashes": {},
+         "provenance": "../../integrity/demo/1.0/demo-1.0.tar.gz/provenance"},
+    ],
+}  # fmt: skip
+NEW_FIELDS_HTML = b"""<html><head>
+<meta name="pypi:repository-version" content="1.4">
+<meta name="pypi:project-status" content="quarantined">
+<meta name="pypi:project-status-reason" content="under review">
+<meta name="pypi:tracks" content="https://upstream.test/simple/demo/">
+<meta name="pypi:alternate-locations" content="https://other.test/simple/demo/">
+</head><body><a href="demo-1.0.tar.gz"
+data-provenance="https://mirror.test/integrity/demo/1.0/demo-1.0.tar.gz/provenance">x</a>
+</body></html>"""
+
+
+@pytest.mark.parametrize("body", [json.dumps(NEW_FIELDS_JSON).encode(), NEW_FIELDS_HTML])
+def test_project_status_tracks_alternate_locations_and_provenance(body: bytes) -> None:
+    page = parse_project_page(NormalizedName("demo"), body, f"{MIRROR}demo/")
+    assert page.status == ProjectStatus("quarantined", "under review")
+    assert page.tracks == ("https://upstream.test/simple/demo/",)
+    assert page.alternate_locations == ("https://other.test/simple/demo/",)
+    provenance = "https://mirror.test/integrity/demo/1.0/demo-1.0.tar.gz/provenance"
+    assert [f.provenance for f in page.files] == [provenance]
+
+
+def test_links_that_are_not_http_are_dropped() -> None:
+    entries = [
+        {"filename": "demo-0.1.tar.gz", "url": "file:///etc/passwd"},
+        {"filename": "demo-0.2.tar.gz", "url": "ftp://m.test/demo-0.2.tar.gz"},
+        {"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz"},
+    ]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries}).encode()
+    html = b'<a href="file:///etc/demo-0.1.tar.gz">x</a><a href="demo-1.0.tar.gz">y</a>'
+    for page in (body, html):
+        parsed = parse_project_page(NormalizedName("demo"), page, MIRROR)
+        assert [f.filename for f in parsed.files] == ["demo-1.0.tar.gz"]

@@ -9,7 +9,7 @@ import pytest
 from packaging.version import Version
 from support.repo import OFFICIAL_INDEX
 
-from proxy.core.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.model import FileLink, NormalizedName, ProjectPage, ProjectStatus
 from proxy.core.parse import parse_project_list, parse_project_page
 from proxy.core.render import Format, negotiate, render_project, render_project_list, versions
 
@@ -106,7 +106,7 @@ def test_html_escapes_and_always_gives_yanked_a_value() -> None:
 
 def test_json_is_api_1_1_with_versions_and_no_upstream_urls() -> None:
     doc = json.loads(render_project(PAGE, Format.JSON).body)
-    assert doc["meta"] == {"api-version": "1.1"}
+    assert doc["meta"] == {"api-version": "1.4"}
     assert doc["name"] == "demo"
     assert doc["versions"] == ["1.0", "1.5", "2.0+cu121"]
     first, second, third = doc["files"]
@@ -155,3 +155,30 @@ def test_metadata_is_offered_only_for_wheels() -> None:
     page = ProjectPage(NAME, (sdist,))
     assert b"metadata" not in render_project(page, Format.HTML).body
     assert b"metadata" not in render_project(page, Format.JSON).body
+
+
+def test_project_status_tracks_and_provenance_are_passed_on() -> None:
+    link = FileLink("demo-1.0.tar.gz", "https://m.test/demo-1.0.tar.gz",
+                    provenance="https://m.test/integrity/demo-1.0.tar.gz/provenance")  # fmt: skip
+    page = ProjectPage(
+        NAME,
+        (link,),
+        status=ProjectStatus("deprecated", "use other"),
+        tracks=("https://up.test/simple/demo/",),
+        alternate_locations=("https://alt.test/simple/demo/",),
+    )
+    here = "http://10.0.0.5:3141/cpu/simple/demo/"
+    provenance = "http://10.0.0.5:3141/cpu/files/demo/demo-1.0.tar.gz.provenance"
+    doc = json.loads(render_project(page, Format.JSON, here).body)
+    assert doc["meta"]["tracks"] == ["https://up.test/simple/demo/"]
+    assert doc["project-status"] == {"status": "deprecated", "reason": "use other"}
+    assert doc["alternate-locations"] == ["https://alt.test/simple/demo/"]
+    assert doc["files"][0]["provenance"] == provenance
+    html = render_project(page, Format.HTML, here).body.decode()
+    assert f'data-provenance="{provenance}"' in html
+    back = parse_project_page(NAME, render_project(page, Format.HTML, here).body, here)
+    assert (back.status, back.tracks, back.alternate_locations) == (
+        page.status,
+        page.tracks,
+        page.alternate_locations,
+    )

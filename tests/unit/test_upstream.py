@@ -6,8 +6,9 @@ flat listings read once per TTL, files found on every mirror's own page. The net
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -311,4 +312,65 @@ async def test_a_range_and_a_passthrough_from_the_first_mirror_that_serves_them(
         assert chunks is not None and b"".join([c async for c in chunks]) == data[10:20]
         whole = await up.passthrough(where)
         assert whole is not None and b"".join([c async for c in whole]) == data
+    await up.aclose()
+
+
+LOGIN_PAGE = b"""<!DOCTYPE html><html><head><title>Sign in to the campus network</title></head>
+<body><form action="/login" method="post"><input name="user"><input name="password"></form>
+<a href="/help">Help</a></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        LOGIN_PAGE,  # a captive portal's 200
+        b"[" * 100_000 + b"]" * 100_000,  # nesting deep enough to break json
+        b'{"meta": {"api-version": "1.1"}, "files": {"url": "demo-1.0.tar.gz"}}',
+        b"<![" * 10_000,  # broke HTMLParser with an AssertionError
+    ],
+    ids=["login page", "deep nesting", "files not a list", "marked sections"],
+)
+async def test_a_body_that_is_no_index_page_fails_over_and_is_not_taken(body: bytes) -> None:
+    net, cfg = Net(), config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = lambda _: httpx.Response(200, content=body)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    with anyio.fail_after(5):
+        found = await ask(up, cfg)
+    assert found is not None and found.source == "https://b.test/simple/"
+    assert (up.reports()["pypi"][0].last_error or "").startswith("unparseable page")
+    await up.aclose()
+
+
+def dripping(chunk: bytes, every: float) -> Answer:
+    """A 200 whose body never ends: a chunk now and then, each within the stall timeout."""
+
+    async def body() -> AsyncIterator[bytes]:
+        while True:
+            yield chunk
+            await asyncio.sleep(every)
+
+    return lambda _: httpx.Response(200, content=body())
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (dripping(b" " * 100, 0.1), "body not complete within 0.5 s"),
+        (lambda _: httpx.Response(200, content=b" " * 3_000_000), "body larger than 2,000,000"),
+        (project_json(*((f"demo-{n}.tar.gz", None) for n in range(20))), "more than the 10"),
+    ],
+    ids=["dripped", "too large", "too many links"],
+)
+async def test_a_page_beyond_its_bounds_fails_over(answer: Answer, problem: str) -> None:
+    limits = {"page_size": "2MB", "page_links": 10}
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/", limits=limits)
+    cfg = dataclasses.replace(cfg, page_deadline=0.5)
+    net.answers["https://a.test/simple/demo/"] = answer
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    found = await ask(up, cfg)
+    assert found is not None and found.source == "https://b.test/simple/"
+    assert problem in (up.reports()["pypi"][0].last_error or "")
     await up.aclose()

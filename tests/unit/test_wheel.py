@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pytest
 from support.wheels import make_wheel
@@ -41,3 +42,15 @@ def test_not_a_wheel() -> None:
         core_metadata(io.BytesIO(WHEEL.content), "other_project-1.0-py3-none-any.whl")
     with pytest.raises(NoMetadata):
         core_metadata(io.BytesIO(WHEEL.content), "not-a-wheel-name.tar.gz")
+
+
+def test_metadata_larger_than_the_limit_is_refused_however_well_it_packs() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "demo-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\n" + b" " * 5_000_000
+        )
+    assert len(buffer.getvalue()) < 50_000  # five megabytes of spaces pack into a few KB
+    with pytest.raises(NoMetadata, match="larger than 1,000,000 bytes"):
+        core_metadata(buffer, "demo-1.0-py3-none-any.whl", limit=1_000_000)
+    assert len(core_metadata(buffer, "demo-1.0-py3-none-any.whl", limit=6_000_000)) > 5_000_000
