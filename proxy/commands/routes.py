@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..core.model import InvalidName, normalize
-from ..core.routing import explain
+from ..core.policy import refuse_project
+from ..core.routing import explain, policy_for
 from .arguments import index, load
 
 HELP = "show which upstreams a project resolves to"
@@ -21,7 +22,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"index {chosen.name!r}:")
     for raw in args.project:
         try:
-            print("  " + explain(chosen.routes, normalize(raw)))
+            name = normalize(raw)
         except InvalidName as exc:
             print(f"  {raw}: {exc}")
+            continue
+        print("  " + explain(chosen.routes, name))
+        refusal = refuse_project(policy_for(chosen, name), name)
+        if refusal is not None:
+            print(f"    but {refusal.reason}: 404, never asked upstream")
     return 0

@@ -118,6 +118,30 @@ def test_serve_prints_the_index_url_and_a_pip_ini_and_serves(world: World, tmp_p
     assert parser["global"]["trusted-host"] == "127.0.0.1"
 
 
+def test_routes_says_what_the_policy_refuses(tmp_path: Path) -> None:
+    config = tmp_path / "policy.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "upstreams": {"pypi": {"mirrors": ["https://m.test/simple/"]}},
+                "policy": {"deny": ["evil-*"]},
+            }
+        )
+    )
+    result = subprocess.run(
+        [*COMMAND, "routes", "evil-pkg", "numpy", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = result.stdout.splitlines()
+    assert (
+        lines[2]
+        == "    but evil-pkg is refused by policy: deny ('evil-*'): 404, never asked upstream"
+    )
+    assert lines[3].startswith("  numpy: routes[0]") and len(lines) == 4
+
+
 def test_routes_tells_which_upstreams_a_project_resolves_to_and_why() -> None:
     result = subprocess.run(
         [*COMMAND, "routes", "torch", "Numpy", "bad name!", "--index", "cu118"],
