@@ -34,18 +34,20 @@ class AdvisoryError(ValueError):
 class Advisory:
     id: str
     severity: Severity | None  # None: not stated, or not readable
+    aliases: frozenset[str] = frozenset()  # the same advisory in other databases
 
     @property
     def malware(self) -> bool:
         return self.id.startswith("MAL-")
 
     def at_least(self, level: Severity) -> bool:
-        return self.severity is not None and SEVERITIES.index(self.severity) >= SEVERITIES.index(
-            level
-        )
+        rank = SEVERITIES.index
+        return self.severity is not None and rank(self.severity) >= rank(level)
 
 
-Event = tuple[str, Version]  # ("introduced" | "fixed" | "last_affected" | "limit", version)
+# ("introduced" | "fixed" | "last_affected" | "limit", version); None: before every version
+# (OSV's `introduced: "0"`, which must cover `0a1` and `0.0.dev1` too).
+Event = tuple[str, Version | None]
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ def _in_range(version: Version, events: tuple[Event, ...]) -> bool:
     """OSV's evaluation of one range: events in version order, each opening or closing it."""
     affected = False
     for kind, at in events:
-        if kind == "introduced" and version >= at:
+        if at is None:
+            affected = kind == "introduced"
+        elif kind == "introduced" and version >= at:
             affected = True
         elif (kind == "fixed" and version >= at) or (kind == "last_affected" and version > at):
             affected = False
@@ -81,8 +85,11 @@ class AdvisoryIndex:
     generation: int = 0
     count: int = 0
 
-    def affecting(self, name: NormalizedName, version: Version) -> list[Advisory]:
-        return [a.advisory for a in self.by_project.get(name, ()) if a.covers(version)]
+    def affecting(self, name: NormalizedName, version: Version | None) -> list[Advisory]:
+        """The advisories naming this version of the project; for a file whose version
+        cannot be read (None), every advisory of the project: unknown is not safe."""
+        found = self.by_project.get(name, ())
+        return [a.advisory for a in found if version is None or a.covers(version)]
 
 
 def build_index(documents: Iterable[bytes], generation: int = 0) -> tuple[AdvisoryIndex, int]:
@@ -93,7 +100,7 @@ def build_index(documents: Iterable[bytes], generation: int = 0) -> tuple[Adviso
     for document in documents:
         try:
             data = json.loads(document)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past reading
             bad += 1
             continue
         for item in data if isinstance(data, list) else [data]:
@@ -114,7 +121,8 @@ def parse_advisory(data: Any) -> list[tuple[NormalizedName, Affected]]:
         raise AdvisoryError("not an OSV advisory: no id")
     if data.get("withdrawn"):
         return []
-    advisory = Advisory(data["id"], _severity(data))
+    aliases = frozenset(a for a in _list(data.get("aliases")) if isinstance(a, str))
+    advisory = Advisory(data["id"], _severity(data), aliases)
     found = []
     for item in _list(data.get("affected")):
         package = item.get("package") if isinstance(item, dict) else None
@@ -135,16 +143,24 @@ def _is_ecosystem_range(value: Any) -> bool:
 
 
 def _events(spec: dict[str, Any]) -> tuple[Event, ...]:
-    events = []
+    events: list[Event] = []
     for event in _list(spec.get("events")):
         if not isinstance(event, dict) or len(event) != 1:
             continue
         ((kind, raw),) = event.items()
-        at = Version("0") if kind == "introduced" and raw == "0" else _version(raw)
-        if at is not None and kind in ("introduced", "fixed", "last_affected", "limit"):
+        if kind == "introduced" and raw == "0":
+            events.append((kind, None))
+        elif (at := _version(raw)) is not None and kind in _EVENTS:
             events.append((kind, at))
-    # In version order; at one version an introduction comes before what closes the range.
-    return tuple(sorted(events, key=lambda e: (e[1], e[0] != "introduced")))
+    # In version order ("0" first); at one version an introduction comes before what closes
+    # the range.
+    return tuple(
+        sorted(events, key=lambda e: (e[1] is not None, e[1] or _ZERO, e[0] != "introduced"))
+    )
+
+
+_EVENTS = ("introduced", "fixed", "last_affected", "limit")
+_ZERO = Version("0")
 
 
 def _severity(data: dict[str, Any]) -> Severity | None:

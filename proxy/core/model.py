@@ -16,7 +16,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
     from .config import Upstream
@@ -44,15 +44,33 @@ def normalize(name: str) -> NormalizedName:
 
 
 def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
-    """The project and version a wheel's or sdist's filename names; None for other files."""
+    """The project and version a distribution's filename names (a wheel, an sdist, and the
+    older forms pip and uv still install: `.tar.bz2`, `.tar.xz`, `.tgz`, eggs); None for
+    other files."""
     try:
         if filename.endswith(".whl"):
             name, version, *_ = parse_wheel_filename(filename)
         else:
             name, version = parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
+        return _older_form(filename)
     return NormalizedName(name), version
+
+
+_OLDER_FORM = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9._]*?)-(?P<version>[^-]+)(?:-py\d[^-]*(?:-.+)?)?"
+    r"\.(?:tar\.bz2|tar\.xz|tbz|txz|tgz|tar|egg)"
+)
+
+
+def _older_form(filename: str) -> tuple[NormalizedName, Version] | None:
+    match = _OLDER_FORM.fullmatch(filename)
+    if match is None:
+        return None
+    try:
+        return NormalizedName(canonicalize_name(match["name"])), Version(match["version"])
+    except InvalidVersion:
+        return None
 
 
 Yanked = bool | str

@@ -114,11 +114,9 @@ class Judge:
         return replace(verdict, refusal=refusal) if refusal else verdict
 
     def _advisories(self, name: NormalizedName, filename: str, version: Version | None) -> Verdict:
-        if version is None or self.policy.advisories is None:
+        if self.policy.advisories is None:
             return Verdict()
-        named = [
-            a for a in self.advisories.affecting(name, version) if a.id not in self.policy.waivers
-        ]
+        named = [a for a in self.advisories.affecting(name, version) if not self._waived(a)]
         malware = [a for a in named if a.malware]
         severe = [a for a in named if not a.malware and self._blocks(a)]
         if self.policy.advisory_mode == "audit":  # malware is hidden all the same
@@ -128,7 +126,13 @@ class Judge:
         if not refused:
             return Verdict(audited=audited)
         ids = ", ".join(a.id for a in refused)
-        return Verdict(Refusal("advisory", f"{filename} is hidden by advisory {ids}"), audited)
+        unread = " (its version cannot be read)" if version is None else ""
+        reason = f"{filename} is hidden by advisory {ids}{unread}"
+        return Verdict(Refusal("advisory", reason), audited)
+
+    def _waived(self, advisory: Advisory) -> bool:
+        """Waived by its id or any of its aliases (a GHSA id waives its PYSEC twin)."""
+        return not self.policy.waivers.isdisjoint({advisory.id, *advisory.aliases})
 
     def _blocks(self, advisory: Advisory) -> bool:
         level = self.policy.block_severity

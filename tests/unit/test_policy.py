@@ -288,3 +288,34 @@ def test_timestamps() -> None:
     assert (
         format_upload_time(parse_timestamp("2026-11-01T12:00:00Z")) == "2026-11-01T12:00:00.000000Z"
     )
+
+
+def test_introduced_zero_covers_pre_releases_below_zero() -> None:
+    index = advisories(
+        osv("MAL-z", ranges=[{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}])
+    )
+    assert all(index.affecting(NAME, Version(v)) for v in ("0a1", "0.0.dev1", "0", "99"))
+
+
+@pytest.mark.parametrize(
+    "filename", ["demo-1.0.tar.bz2", "demo-1.0.tgz", "demo-1.0-py2.7.egg", "demo-1.0.exe"]
+)
+def test_files_of_older_forms_or_unreadable_versions_are_judged_too(filename: str) -> None:
+    """pip and uv still install `.tar.bz2` sdists; a file whose version cannot be read at all
+    counts as named by every advisory of its project (unknown is not safe)."""
+    index = advisories(osv("MAL-1", ["1.0"]))
+    judge = Judge(Policy(advisories=Path("osv")), NOW, index)
+    refusal = judge.file(NAME, FileLink(filename, f"https://m.test/{filename}"), 0).refusal
+    assert refusal is not None and refusal.policy == "advisory"
+    clean = judge.file(NAME, FileLink("demo-2.0.tar.bz2", "https://m.test/demo-2.0.tar.bz2"), 0)
+    assert clean.refusal is None
+
+
+def test_a_waiver_names_an_advisory_by_id_or_alias() -> None:
+    index = advisories(
+        osv("GHSA-aaaa", ["1.0"], aliases=["PYSEC-1"], database_specific={"severity": "HIGH"}),
+        osv("PYSEC-1", ["1.0"], aliases=["GHSA-aaaa"], database_specific={"severity": "HIGH"}),
+    )
+    for waiver in ("GHSA-aaaa", "PYSEC-1"):
+        policy = Policy(advisories=Path("osv"), block_severity="high", waivers=frozenset({waiver}))
+        assert refusal_of(policy, "1.0", 9, index) is None
