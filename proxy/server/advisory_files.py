@@ -1,9 +1,10 @@
 """The advisory files a policy names, loaded at start and again whenever they change.
 
 A path is one JSON file, a zip of JSON files (the OSV export), or a directory of JSON files
-(searched through). It is looked at every `POLL_INTERVAL` seconds; a changed one is parsed in
-a worker thread and then replaces the old set at once. A file that cannot be read keeps the
-set loaded before (logged): an advisory never vanishes because a copy was half done.
+(searched through). It is looked at every `POLL_INTERVAL` seconds. A change is taken once the
+path has stayed the same for one more look (a copy still being written is not read half
+done): parsed in a worker thread, it then replaces the old set at once. A path that cannot be
+read keeps the set loaded before (logged), and is tried again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class AdvisoryFiles:
         self._paths = sorted(paths)
         self._interval = interval
         self._loaded: dict[Path, tuple[Signature, AdvisoryIndex]] = {}
+        self._changing: dict[Path, Signature] = {}  # seen changed once, not yet taken
         self._generation = 0
         self._watcher: asyncio.Task[None] | None = None
 
@@ -52,12 +54,9 @@ class AdvisoryFiles:
         for path in self._paths:
             try:
                 await anyio.to_thread.run_sync(self._load, path)
-            except OSError as exc:
-                raise AdvisoryLoadError(
-                    f"policy.advisories: {path}: {exc.strerror or exc}"
-                ) from None
-            except zipfile.BadZipFile as exc:
-                raise AdvisoryLoadError(f"policy.advisories: {path}: {exc}") from None
+            except Exception as exc:  # unreadable, not a zip, a broken zip
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise AdvisoryLoadError(f"policy.advisories: {path}: {reason}") from None
         if self._paths:
             self._watcher = asyncio.create_task(self._watch(), name="advisory files")
 
@@ -73,20 +72,23 @@ class AdvisoryFiles:
             for path in self._paths:
                 try:
                     await anyio.to_thread.run_sync(self._reload_if_changed, path)
-                except (OSError, zipfile.BadZipFile) as exc:
+                except Exception as exc:  # a broken file must not end the watching
                     log.error("advisories %s: cannot be read, keeping those loaded: %s", path, exc)
 
     def _reload_if_changed(self, path: Path) -> None:
-        if _signature(path) != self._loaded[path][0]:
+        signature = _signature(path)
+        if signature == self._loaded[path][0]:
+            self._changing.pop(path, None)
+        elif self._changing.get(path) != signature:
+            self._changing[path] = signature  # changed: taken if it stays so till next time
+        else:
             self._load(path)
+            self._changing.pop(path, None)
 
     def _load(self, path: Path) -> None:
         signature = _signature(path)
-        index, bad = build_index(_documents(path), self._generation + 1)
-        if bad and path in self._loaded:  # perhaps a file still being copied: next time
-            log.error("advisories %s: %d document(s) unreadable, keeping those loaded", path, bad)
-            return
         self._generation += 1
+        index, bad = build_index(_documents(path), self._generation)
         self._loaded[path] = (signature, index)
         log.info("advisories %s: %d loaded", path, index.count)
         if bad:

@@ -130,14 +130,17 @@ def test_workers_agree_on_a_first_listing_time(world: World, tmp_path: Path) -> 
         "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
         "cache": {"dir": str(world.cache_dir), "page_ttl": 0},
     }
+    times: dict[int, set[str]] = {}  # worker pid -> the times it gave
     with proxy_process(data, tmp_path, "--workers", "2") as (_, base):
-        seen, pids = set(), set()
-        for _ in range(40):  # a new connection each: both workers answer some
-            pids.add(httpx.get(f"{base}/-/health", timeout=10).json()["pid"])
-            seen.add(json.dumps(upload_times(base, "onlytorch")))
-            if len(pids) == 2 and len(seen) > 0 and _ > 8:
-                break
-    assert len(pids) == 2 and len(seen) == 1
+        deadline = time.monotonic() + 30
+        while len(times) < 2 and time.monotonic() < deadline:
+            # One connection, one worker: its pid and its page (fetched anew: page_ttl 0).
+            with httpx.Client(base_url=base, timeout=10) as client:
+                pid = client.get("/-/health").json()["pid"]
+                page = client.get("/simple/onlytorch/", headers={"Accept": JSON_V1}).json()
+            times.setdefault(pid, set()).add(json.dumps([f["upload-time"] for f in page["files"]]))
+    assert len(times) == 2, "one worker answered every connection"
+    assert len(set.union(*times.values())) == 1
 
 
 @pytest.mark.parametrize("tool", ["pip", "uv"])
@@ -173,6 +176,13 @@ def advisory(id: str, project: str, versions: list[str], **extra: Any) -> dict[s
     return {"id": id, "modified": "2026-11-01T00:00:00Z", "affected": [affected], **extra}
 
 
+def replace_file(path: Path, text: str) -> None:
+    """As an operator copies a file in: whole, in one rename."""
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(text)
+    scratch.replace(path)
+
+
 def visible(base: str, project: str) -> list[str]:
     page = httpx.get(f"{base}/simple/{project}/", headers={"Accept": JSON_V1}, timeout=10).json()
     return list(page["versions"])
@@ -182,13 +192,13 @@ def test_a_malware_advisory_hides_a_version_until_the_file_drops_it(
     world: World, tmp_path: Path
 ) -> None:
     osv = tmp_path / "osv.json"
-    osv.write_text(json.dumps(advisory("MAL-2026-1", "TinyLib", ["1.1"])))
+    replace_file(osv, json.dumps(advisory("MAL-2026-1", "TinyLib", ["1.1"])))
     with world.proxy(policy={"advisories": str(osv), "advisory_mode": "audit"}) as base:
         assert visible(base, "tinylib") == ["1.0"]
         response = httpx.get(f"{base}/files/tinylib/tinylib-1.1-py3-none-any.whl", timeout=10)
         assert response.status_code == 404 and "MAL-2026-1" in response.text
         assert install("pip", f"{base}/simple/", tmp_path / "pip", "tinylib")["tinylib"] == "1.0"
-        osv.write_text(json.dumps(advisory("MAL-2026-2", "other", ["1.0"])))
+        replace_file(osv, json.dumps(advisory("MAL-2026-2", "other", ["1.0"])))
         wait_for(lambda: visible(base, "tinylib") == ["1.0", "1.1"], seconds=30)
         assert httpx.get(f"{base}/files/tinylib/tinylib-1.1-py3-none-any.whl").status_code == 200
 
