@@ -100,7 +100,11 @@ class Rendered:
 def _rendered(body: str, fmt: Format) -> Rendered:
     data = body.encode("utf-8")
     media_type = fmt.value + ("; charset=utf-8" if fmt is Format.TEXT_HTML else "")
-    return Rendered(data, media_type, '"' + hashlib.sha256(data).hexdigest()[:40] + '"')
+    return Rendered(data, media_type, _etag(data))
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
 
 
 def file_href(project: NormalizedName, filename: str) -> str:
@@ -108,17 +112,33 @@ def file_href(project: NormalizedName, filename: str) -> str:
     return f"../../files/{project}/{quote(filename, safe='')}"
 
 
-def provenance_url(page_url: str, project: NormalizedName, filename: str) -> str:
-    """Where the proxy serves a file's PEP 740 provenance: absolute, as PEP 740 asks."""
-    return urljoin(page_url, file_href(project, filename) + ".provenance")
+# PEP 740 wants provenance links absolute, for the host the client used. Pages are rendered
+# once for every host with this in place of the files URL (a filename, percent-encoded, never
+# holds a ':'), which `for_client` puts in per answer.
+FILES_URL = "pypi-proxy:files/"
 
 
-def render_project(page: ProjectPage, fmt: Format, page_url: str = "") -> Rendered:
-    """`page_url` is the page's own absolute URL as the client reached it, for the links
-    that must be absolute (provenance)."""
+def _provenance_href(project: NormalizedName, filename: str) -> str:
+    return f"{FILES_URL}{project}/{quote(filename, safe='')}.provenance"
+
+
+def for_client(rendered: Rendered, page_url: str) -> Rendered:
+    """The body with its absolute links for the client that reached the page at `page_url`."""
+    if FILES_URL.encode() not in rendered.body:
+        return rendered
+    files_url = urljoin(page_url, "../../files/")
+    if rendered.media_type.startswith(Format.JSON.value):
+        text = json.dumps(files_url)[1:-1]
+    else:
+        text = escape(files_url)
+    body = rendered.body.replace(FILES_URL.encode(), text.encode())
+    return Rendered(body, rendered.media_type, _etag(body))
+
+
+def render_project(page: ProjectPage, fmt: Format) -> Rendered:
     if fmt is Format.JSON:
-        return _rendered(_project_json(page, page_url), fmt)
-    return _rendered(_project_html(page, page_url), fmt)
+        return _rendered(_project_json(page), fmt)
+    return _rendered(_project_html(page), fmt)
 
 
 def render_project_list(names: Iterable[NormalizedName], fmt: Format) -> Rendered:
@@ -140,7 +160,7 @@ def _html_document(title: str, anchors: str, meta: Iterable[tuple[str, str]] = (
     )
 
 
-def _project_html(page: ProjectPage, page_url: str) -> str:
+def _project_html(page: ProjectPage) -> str:
     meta = []
     if page.status is not None:
         meta.append(("pypi:project-status", page.status.status))
@@ -148,11 +168,11 @@ def _project_html(page: ProjectPage, page_url: str) -> str:
             meta.append(("pypi:project-status-reason", page.status.reason))
     meta += [("pypi:tracks", url) for url in page.tracks]
     meta += [("pypi:alternate-locations", url) for url in page.alternate_locations]
-    anchors = "".join(_anchor(page.name, f, page_url) for f in page.files)
+    anchors = "".join(_anchor(page.name, f) for f in page.files)
     return _html_document(f"Links for {page.name}", anchors, meta)
 
 
-def _anchor(project: NormalizedName, link: FileLink, page_url: str) -> str:
+def _anchor(project: NormalizedName, link: FileLink) -> str:
     href = file_href(project, link.filename)
     if link.sha256:
         href += f"#sha256={link.sha256}"
@@ -167,12 +187,11 @@ def _anchor(project: NormalizedName, link: FileLink, page_url: str) -> str:
         value = f"sha256={link.metadata_sha256}" if link.metadata_sha256 else "true"
         attrs.append(f'data-core-metadata="{value}" data-dist-info-metadata="{value}"')
     if link.provenance:
-        url = provenance_url(page_url, project, link.filename)
-        attrs.append(f'data-provenance="{escape(url)}"')
+        attrs.append(f'data-provenance="{_provenance_href(project, link.filename)}"')
     return f"<a {' '.join(attrs)}>{escape(link.filename)}</a><br>\n"
 
 
-def _project_json(page: ProjectPage, page_url: str) -> str:
+def _project_json(page: ProjectPage) -> str:
     files = []
     for link in page.files:
         entry: dict[str, object] = {
@@ -190,7 +209,7 @@ def _project_json(page: ProjectPage, page_url: str) -> str:
             metadata = {"sha256": link.metadata_sha256} if link.metadata_sha256 else True
             entry["core-metadata"] = entry["dist-info-metadata"] = metadata
         if link.provenance:
-            entry["provenance"] = provenance_url(page_url, page.name, link.filename)
+            entry["provenance"] = _provenance_href(page.name, link.filename)
         files.append(entry)
     meta: dict[str, object] = {"api-version": API_VERSION}
     if page.tracks:

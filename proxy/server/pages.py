@@ -227,27 +227,20 @@ class PageCache:
         return cast(Entry[ProjectPage], merged)
 
     async def rendered(
-        self,
-        found: ProjectFound,
-        fmt: Format,
-        screen: PageScreen | None = None,
-        page_url: str = "",
+        self, found: ProjectFound, fmt: Format, screen: PageScreen | None = None
     ) -> Shown:
         """A project page's body, with what the proxy learned itself: the sha256 of files
         listed without one (nightly pages of the PyTorch index), computed when it downloaded
-        them, and of the metadata it read out of wheels; and without what `screen` hides.
-        `page_url` (as the client reached the page) makes the links that must be absolute."""
+        them, and of the metadata it read out of wheels; and without what `screen` hides."""
 
         def render(page: ProjectPage) -> Shown:
             page = dataclasses.replace(page, files=tuple(map(self._learned, page.files)))
             if screen is None:
-                return Shown(render_project(page, fmt, page_url))
+                return Shown(render_project(page, fmt))
             screened = screen.screen(page)
-            body = render_project(screened.page, fmt, page_url)
-            return Shown(body, screened.hidden, screened.audited)
+            return Shown(render_project(screened.page, fmt), screened.hidden, screened.audited)
 
-        absolute = any(link.provenance for link in found.value.files)
-        key = (fmt, screen.key if screen else None, page_url if absolute else None)
+        key = (fmt, screen.key if screen else None)
         version = (self._db.lessons(), screen.version if screen else None)
         shown = await found.entry.rendered(key, render, version)
         self._trim()

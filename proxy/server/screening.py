@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..core.config import Index, Upstream
 from ..core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
-from ..core.policy import Judge, Policy, PolicyKey, Refusal, Screened, refuse_project, screen
+from ..core.policy import Judge, PolicyKey, Refusal, Screened, refuse_project, screen
 from ..core.routing import policy_for
 from ..core.units import upload_time
 from .advisory_files import AdvisoryFiles
@@ -64,12 +64,12 @@ class Screening:
 
     def file(self, index: Index, origin: FileOrigin, what: str) -> Refusal | None:
         """Whether the index hides this file (`what` names the request in an audit line)."""
-        policy = policy_for(index, origin.page.name)
-        if not policy.screens_files:
+        judge = self._judge(index, origin.page.name)
+        if judge is None:
             return None
         uploaded = self._uploaded(origin.upstream, origin.link)
-        verdict = self._judge(policy).file(origin.page.name, origin.link, uploaded)
-        self.record(what, Counter(), verdict.audited)
+        verdict = judge.file(origin.page.name, origin.link, uploaded)
+        self.audit(what, verdict.audited)
         if verdict.refusal is not None:
             self._metrics.policy_hidden(verdict.refusal.policy)
         return verdict.refusal
@@ -79,29 +79,35 @@ class Screening:
     ) -> PageScreen | None:
         """How the index screens this project's page (None: it shows every file);
         `group_of` names the upstream group a filename on the page comes from."""
-        policy = policy_for(index, name)
-        if not policy.screens_files:
+        judge = self._judge(index, name)
+        if judge is None:
             return None
-        judge = self._judge(policy)
-        step = int(judge.now // AGE_STEP) if policy.min_age is not None else 0
+        step = int(judge.now // AGE_STEP) if judge.policy.min_age is not None else 0
 
         def uploaded(link: FileLink) -> float:
             return self._uploaded(group_of(link.filename), link)
 
         return PageScreen(
-            key=policy,
+            key=judge.policy,
             version=(judge.advisories.generation, step),
             screen=lambda page: screen(judge, page, uploaded),
         )
 
-    def record(self, what: str, hidden: Counter[PolicyKey], audited: tuple[str, ...]) -> None:
-        """Count what an answer left out; log (once for the request) what audit mode let in."""
-        for policy, count in hidden.items():
-            self._metrics.policy_hidden(policy, count)
+    def count(self, hidden: Counter[PolicyKey]) -> None:
+        """What a page served left out, by the key that hid it."""
+        for policy, files in hidden.items():
+            self._metrics.policy_hidden(policy, files)
+
+    def audit(self, what: str, audited: tuple[str, ...]) -> None:
+        """What audit mode let through for one request, in one line."""
         if audited:
             log.warning("audit: %s: would be refused by advisory %s", what, ", ".join(audited))
 
-    def _judge(self, policy: Policy) -> Judge:
+    def _judge(self, index: Index, name: NormalizedName) -> Judge | None:
+        """The policy for the project now; None if it hides no file."""
+        policy = policy_for(index, name)
+        if not policy.screens_files:
+            return None
         return Judge(policy, self._clock(), self._advisories.index(policy.advisories))
 
     def _uploaded(self, upstream: Upstream, link: FileLink) -> float:

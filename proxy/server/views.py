@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from ..core.config import ConfigError, Index
 from ..core.model import CacheResult, FileOrigin, InvalidName, NormalizedName, normalize
 from ..core.redact import hide_passwords
-from ..core.render import Format, Rendered, negotiate, render_project_list
+from ..core.render import Format, Rendered, for_client, negotiate, render_project_list
 from .errors import UpstreamError
 from .files import serve_file
 from .pages import PageCache
@@ -66,9 +66,11 @@ async def project_page(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, f"no project named {name!r} in any upstream")
     screen = services.screening.page(index, name, found.group_of)
-    shown = await services.pages.rendered(found, fmt, screen, str(request.url.replace(query="")))
-    services.screening.record(request.url.path, shown.hidden, shown.audited)
-    return _page(request, shown.body, found.cache, services.config.page_ttl)
+    shown = await services.pages.rendered(found, fmt, screen)
+    services.screening.count(shown.hidden)
+    services.screening.audit(request.url.path, shown.audited)
+    body = for_client(shown.body, str(request.url.replace(query="")))
+    return _page(request, body, found.cache, services.config.page_ttl)
 
 
 async def file(request: Request) -> Response:

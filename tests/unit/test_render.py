@@ -11,7 +11,14 @@ from support.repo import OFFICIAL_INDEX
 
 from proxy.core.model import FileLink, NormalizedName, ProjectPage, ProjectStatus
 from proxy.core.parse import parse_project_list, parse_project_page
-from proxy.core.render import Format, negotiate, render_project, render_project_list, versions
+from proxy.core.render import (
+    Format,
+    for_client,
+    negotiate,
+    render_project,
+    render_project_list,
+    versions,
+)
 
 PIP = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -169,16 +176,30 @@ def test_project_status_tracks_and_provenance_are_passed_on() -> None:
     )
     here = "http://10.0.0.5:3141/cpu/simple/demo/"
     provenance = "http://10.0.0.5:3141/cpu/files/demo/demo-1.0.tar.gz.provenance"
-    doc = json.loads(render_project(page, Format.JSON, here).body)
+    doc = json.loads(for_client(render_project(page, Format.JSON), here).body)
     assert doc["meta"]["tracks"] == ["https://up.test/simple/demo/"]
     assert doc["project-status"] == {"status": "deprecated", "reason": "use other"}
     assert doc["alternate-locations"] == ["https://alt.test/simple/demo/"]
     assert doc["files"][0]["provenance"] == provenance
-    html = render_project(page, Format.HTML, here).body.decode()
+    html = for_client(render_project(page, Format.HTML), here).body.decode()
     assert f'data-provenance="{provenance}"' in html
-    back = parse_project_page(NAME, render_project(page, Format.HTML, here).body, here)
+    back = parse_project_page(NAME, html.encode(), here)
     assert (back.status, back.tracks, back.alternate_locations) == (
         page.status,
         page.tracks,
         page.alternate_locations,
     )
+
+
+def test_the_absolute_links_are_for_the_host_used_and_escaped() -> None:
+    link = FileLink("demo-1.0.tar.gz", "https://m.test/x", provenance="https://m.test/p")
+    rendered = render_project(ProjectPage(NAME, (link,)), Format.JSON)
+    one = for_client(rendered, "http://a.lan:3141/simple/demo/")
+    other = for_client(rendered, 'http://b"x.lan/simple/demo/')
+    assert json.loads(one.body)["files"][0]["provenance"].startswith("http://a.lan:3141/files/")
+    assert json.loads(other.body)["files"][0]["provenance"].startswith('http://b"x.lan/files/')
+    assert one.etag != other.etag != rendered.etag
+    plain = render_project(
+        ProjectPage(NAME, (FileLink("demo-1.0.tar.gz", "https://m.test/x"),)), Format.JSON
+    )
+    assert for_client(plain, "http://a.lan/simple/demo/") is plain
