@@ -1,4 +1,5 @@
-"""Where an upstream's links may lead: not into the proxy's own network.
+"""Where an upstream's links may lead: not into the proxy's own network (see
+`server.destinations`, which applies this).
 
 A mirror on the internet that lists (or redirects to) a file on a loopback, link-local or
 private address is pointing the proxy at something it should never fetch for a client (a
@@ -22,10 +23,3 @@ def is_inward(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return not ip.is_global or ip.is_multicast
-
-
-def refused(address: str, mirror_inward: bool, allow_private: bool) -> str | None:
-    """Why a connection to `address`, made for a link a mirror gave, is refused; None if not."""
-    if allow_private or mirror_inward or not is_inward(address):
-        return None
-    return f"the link leads to {address}, an address inside the network (links.allow_private)"

@@ -46,6 +46,7 @@ def build_http_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     limits: httpx.Limits | None = None,
+    follow_redirects: bool = True,
 ) -> httpx.AsyncClient:
     context = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
     return httpx.AsyncClient(
@@ -59,7 +60,7 @@ def build_http_client(
             # the pool's timeout (not the mirror's fault), never as the mirror's.
             pool=min(config.connect_timeout, config.first_byte_timeout / 2),
         ),
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         headers={"User-Agent": user_agent()},
         verify=context,
         limits=limits or httpx.Limits(max_connections=200, max_keepalive_connections=40),

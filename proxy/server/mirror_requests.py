@@ -3,27 +3,27 @@ checked, and what came of it recorded in the mirror's health (see `mirrors`)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import anyio
 import httpx
 
 from ..core.config import Config
 from ..core.health import MirrorHealth
-from ..core.link_targets import refused
 from ..core.ranges import content_range, digits
+from .destinations import Destinations, LinkRefused
 from .errors import NotFoundUpstream, UpstreamError
 from .http_client import NOT_FOUND, RequestFailed, build_http_client, mapped_errors, send
 from .metrics import Metrics
 from .mirrors import MirrorFailed, Mirrors
 
-log = logging.getLogger("pypi_proxy.upstream")
+# Redirects one request follows (a mirror sends file misses on to another, USTC to TUNA).
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class MirrorRequests:
         self._config = config
         self._mirrors = mirrors
         self._metrics = metrics
-        self._http = build_http_client(config, transport=transport)
+        self._http = build_http_client(config, transport=transport, follow_redirects=False)
+        self._destinations = Destinations(config.allow_private_links)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -100,11 +101,9 @@ class MirrorRequests:
         The mirror counts as answering once the body was read to its end: one that answers
         and then keeps breaking off must still end up skipped."""
         started = self._mirrors.clock()
-        with self._failures_of(mirror):
-            response = await send(self._http, url, headers, self._config.first_byte_timeout)
+        response = await self._send(mirror, url, headers)
         try:
             self._check(mirror, response, headers)
-            self._check_destination(mirror, response)
             latency = self._mirrors.clock() - started
             yield response
             self._mirrors.succeeded(mirror, latency)
@@ -122,20 +121,26 @@ class MirrorRequests:
             # Pages and `.metadata` files may come compressed; httpx decodes them.
             raise self._mirrors.failed(mirror, "unexpected Content-Encoding")
 
-    def _check_destination(self, mirror: MirrorHealth, response: httpx.Response) -> None:
-        """Refuse an answer from inside the network to a link a mirror outside gave (see
-        `core.link_targets`); not the mirror's failure, and nothing of it is read."""
-        address = _server_address(response)
-        if address is None:  # not over a socket (a test's transport)
-            return
-        if response.url.host == urlsplit(mirror.url).hostname:
-            self._mirrors.note_address(mirror, address)
-            return
-        inward = self._mirrors.inward(mirror)
-        reason = refused(address, inward, self._config.allow_private_links)
-        if reason is not None:
-            log.warning("refused %s, listed by %s: %s", response.url, mirror.url, reason)
-            raise UpstreamError(f"{response.url}: refused: {reason}")
+    async def _send(
+        self, mirror: MirrorHealth, url: str, headers: dict[str, str]
+    ) -> httpx.Response:
+        """The response, once its headers are in, redirects followed here so that every
+        place the request goes is checked (see `destinations`)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            await self._destinations.before(mirror, url)
+            with self._failures_of(mirror):
+                response = await send(self._http, url, headers, self._config.first_byte_timeout)
+            try:
+                await self._destinations.after(mirror, response)
+            except LinkRefused:
+                await response.aclose()
+                raise
+            location = response.headers.get("location")
+            if not response.is_redirect or location is None:
+                return response
+            await response.aclose()
+            url = urljoin(str(response.url), location)
+        raise self._mirrors.failed(mirror, f"more than {MAX_REDIRECTS} redirects")
 
     @contextmanager
     def _failures_of(self, mirror: MirrorHealth) -> Iterator[None]:
@@ -187,12 +192,6 @@ def _upstream_body(
             raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
         return UpstreamBody(start, total, validator, chunks, partial=True)
     return UpstreamBody(0, digits(response.headers.get("content-length")), validator, chunks)
-
-
-def _server_address(response: httpx.Response) -> str | None:
-    stream = response.extensions.get("network_stream")
-    address = stream.get_extra_info("server_addr") if stream is not None else None
-    return str(address[0]) if address else None
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from ..core.config import Config, Upstream
 from ..core.health import MirrorHealth, MirrorReport, State
-from ..core.link_targets import is_inward
 from .metrics import Metrics
 
 log = logging.getLogger("pypi_proxy.upstream")
@@ -30,15 +29,6 @@ class Mirrors:
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
             for u in config.upstreams
         }
-        self._inward: dict[str, bool] = {}
-
-    def note_address(self, mirror: MirrorHealth, address: str) -> None:
-        """The address the mirror's own host answered from."""
-        self._inward[mirror.url] = is_inward(address)
-
-    def inward(self, mirror: MirrorHealth) -> bool:
-        """Whether the mirror itself is inside the network (unknown: no)."""
-        return self._inward.get(mirror.url, False)
 
     def of(self, upstream: Upstream) -> list[MirrorHealth]:
         """The group's mirrors, in the order they are tried."""

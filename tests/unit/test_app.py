@@ -300,3 +300,75 @@ async def test_a_file_larger_than_the_cache_passes_through_and_evicts_nothing(
         response = await client.get(f"/files/demo/{big.filename}")
         assert response.headers["x-cache"] == "PASS" and response.content == big.content
     assert stored_files(tmp_path) == kept  # the small wheel is still there
+
+
+class Hops:
+    """A public mirror whose page links the wheel at `first`; `redirects` sends a URL on.
+    Every request is recorded, so a test can tell what was never sent."""
+
+    def __init__(self, first: str, redirects: dict[str, str] | None = None) -> None:
+        self.first, self.redirects = first, redirects or {}
+        self.sent: list[str] = []
+        self.mirror_at = "104.16.0.1"
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        self.sent.append(url)
+        if request.url.host == "m.test":
+            files = [{"filename": WHEEL.filename, "url": self.first,
+                      "hashes": {"sha256": WHEEL.sha256}}]  # fmt: skip
+            document = {"meta": {"api-version": "1.1"}, "files": files}
+            return httpx.Response(
+                200, json=document, extensions={"network_stream": Stream(self.mirror_at)}
+            )
+        if url in self.redirects:
+            return httpx.Response(302, headers={"Location": self.redirects[url]})
+        return file_response(request, WHEEL.content)
+
+
+async def test_an_inner_address_is_never_sent_to_not_even_after_a_redirect(
+    tmp_path: Path,
+) -> None:
+    for hops in (
+        Hops("http://169.254.169.254/latest/meta-data/demo.whl"),
+        Hops("https://cdn.test/demo.whl", {"https://cdn.test/demo.whl": "http://10.9.8.7/x.whl"}),
+    ):
+        async with app_client(config(tmp_path), hops.handle) as client:
+            response = await client.get(f"/files/demo/{WHEEL.filename}")
+        assert response.status_code == 503 and "refused" in response.text
+        assert not any("169.254" in url or "10.9.8.7" in url for url in hops.sent)
+
+
+async def test_a_mirror_that_later_answers_from_inside_is_refused(tmp_path: Path) -> None:
+    hops = Hops("https://cdn.test/demo.whl")
+    settings = config(tmp_path, page_ttl=0, stale_while_revalidate=0)
+    async with app_client(settings, hops.handle) as client:
+        assert (await client.get("/simple/demo/")).status_code == 200
+        hops.mirror_at = "10.0.0.9"  # its name now leads inward: rebound
+        response = await client.get("/simple/demo/", headers={"Accept": JSON})
+    assert response.headers["x-cache"] == "STALE"  # the copy it had: the new answer refused
+    assert hops.sent.count("https://m.test/simple/demo/") == 2
+
+
+async def test_a_lab_mirror_named_by_address_may_link_into_the_lab_from_the_first_request(
+    tmp_path: Path,
+) -> None:
+    """Its page from the cache, nothing asked of it since the start: the address in its URL
+    says it is inside."""
+    lab = "http://10.0.0.2/simple/"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if str(request.url) == f"{lab}demo/":
+            files = [{"filename": WHEEL.filename, "url": "http://10.1.2.3/demo.whl",
+                      "hashes": {"sha256": WHEEL.sha256}}]  # fmt: skip
+            return httpx.Response(200, json={"meta": {"api-version": "1.1"}, "files": files})
+        response = file_response(request, WHEEL.content)
+        response.extensions["network_stream"] = Stream("10.1.2.3")
+        return response
+
+    settings = dataclasses.replace(
+        config(tmp_path),
+        upstreams=(dataclasses.replace(config(tmp_path).upstreams[0], mirrors=(lab,)),),
+    )
+    async with app_client(settings, handle) as client:
+        assert (await client.get(f"/files/demo/{WHEEL.filename}")).status_code == 200
