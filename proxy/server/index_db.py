@@ -1,6 +1,7 @@
-"""What the proxy keeps beside its files, in one diskcache database under `<cache>/index`:
-the upstream pages it fetched, and what downloads taught it (the sha256 of files listed
-without one, the metadata hash of wheels it read). Shared by every worker process and by the
+"""What the proxy keeps beside its files, in diskcache databases: under `<cache>/index` the
+upstream pages it fetched, and what downloads taught it (the sha256 of files listed without
+one, the metadata hash of wheels it read); under `<cache>/listed`, when it first listed each
+file the upstream gave no upload time for. Shared by every worker process and by the
 cache commands; the only module that spells its keys.
 """
 
@@ -28,9 +29,13 @@ _LESSONS = "learned"
 class IndexDB:
     def __init__(self, cache_dir: Path) -> None:
         self._db = diskcache.Cache(str(cache_dir / "index"))
+        # When files were first listed: facts that must never be lost, unlike a page (which
+        # diskcache may cull past its size limit, and is fetched again).
+        self._listed = diskcache.Cache(str(cache_dir / "listed"), eviction_policy="none")
 
     def close(self) -> None:
         self._db.close()
+        self._listed.close()
 
     # -- upstream pages ----------------------------------------------------------------
 
@@ -63,7 +68,7 @@ class IndexDB:
     def dated(self, upstream: Upstream, page: ProjectPage, now: float) -> ProjectPage:
         """The page with an upload time for every file: where the upstream gave none, when
         the proxy first listed the file (fixed then, by whichever process was first)."""
-        with self._db.transact():
+        with self._listed.transact():
             files = tuple(
                 link
                 if link.upload_time
@@ -77,9 +82,9 @@ class IndexDB:
     def listed_at(self, upstream: Upstream, link: FileLink, now: float) -> float:
         """When the proxy first listed this file of the group (`now`, if this is the first
         time)."""
-        key = ("listed", upstream.name, link.filename)
-        self._db.add(key, now)
-        listed: float = self._db.get(key, now)
+        key = (upstream.name, link.filename)
+        self._listed.add(key, now)
+        listed: float = self._listed.get(key, now)
         return listed
 
     # -- lessons -------------------------------------------------------------------------

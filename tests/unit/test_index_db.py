@@ -58,3 +58,19 @@ def test_pages_are_stored_and_listed(tmp_path: Path) -> None:
         assert reopened.entry(key) == (123.0, {"name": "x", "files": []})
     finally:
         reopened.close()
+
+
+def test_first_listing_times_are_kept_apart_from_what_may_be_culled(tmp_path: Path) -> None:
+    group, link = (
+        Upstream("torch", ("https://t.test/",)),
+        FileLink("a-1.0.tar.gz", "https://t.test/a"),
+    )
+    db = IndexDB(tmp_path)
+    assert db.listed_at(group, link, 100.0) == 100.0
+    assert db.listed_at(group, link, 200.0) == 100.0  # fixed the first time
+    db._db.clear()  # everything culled that may be
+    assert db.listed_at(group, link, 300.0) == 100.0
+    db.close()
+    again = IndexDB(tmp_path)
+    assert again.listed_at(group, link, 400.0) == 100.0
+    again.close()
