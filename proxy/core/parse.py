@@ -28,6 +28,7 @@ from .model import (
     name_and_version,
     normalize,
 )
+from .units import upload_time
 
 
 class ParseError(ValueError):
@@ -147,9 +148,11 @@ def _json_link(entry: Any, url: str) -> FileLink | None:
     )
     if not typed:
         return None
-    file_url = urljoin(url, entry["url"])
+    file_url = _http_url(url, entry["url"])
+    if file_url is None:
+        return None
     filename = entry.get("filename") or _filename_from_url(file_url)
-    if not _is_plain_filename(filename) or _http_url(file_url) is None:
+    if not _is_plain_filename(filename):
         return None
     metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
     provenance = entry.get("provenance")
@@ -160,9 +163,10 @@ def _json_link(entry: Any, url: str) -> FileLink | None:
         requires_python=entry.get("requires-python") or None,
         yanked=_json_yanked(entry.get("yanked", False)),
         size=size if size is not None and size >= 0 else None,
-        upload_time=entry.get("upload-time") or None,
+        # One that cannot be read is none at all: the proxy then gives the file its own.
+        upload_time=entry.get("upload-time") if upload_time(entry.get("upload-time")) else None,
         metadata_sha256=_json_metadata(metadata),
-        provenance=_http_url(urljoin(url, provenance)) if provenance else None,
+        provenance=_http_url(url, provenance) if provenance else None,
     )
 
 
@@ -191,12 +195,18 @@ def _status(status: Any, reason: Any) -> ProjectStatus | None:
 def _urls(values: Any, base: str) -> tuple[str, ...]:
     if not isinstance(values, list):
         return ()
-    joined = (_http_url(urljoin(base, v)) for v in values if isinstance(v, str))
+    joined = (_http_url(base, v) for v in values if isinstance(v, str))
     return tuple(u for u in joined if u)
 
 
-def _http_url(url: str) -> str | None:
-    return url if urlsplit(url).scheme in ("http", "https") else None
+def _http_url(base: str, href: str) -> str | None:
+    """`href` made absolute against `base`, if it is an http(s) URL at all (a malformed one,
+    such as `http://[::1`, is dropped alone)."""
+    try:
+        url = urljoin(base, href)
+        return url if urlsplit(url).scheme in ("http", "https") else None
+    except ValueError:
+        return None
 
 
 # -- PEP 503 HTML -------------------------------------------------------------------------
@@ -230,7 +240,7 @@ def _html_document(body: bytes, url: str, max_links: int) -> _HtmlDocument:
             base = attrs.get("href")
         elif tag == "meta" and "name" in attrs:
             meta.setdefault(attrs["name"].lower(), []).append(attrs.get("content", ""))
-    base_url = urljoin(url, base) if base else url
+    base_url = (_http_url(url, base) or url) if base else url
     links = [link for attrs in anchors if (link := _html_link(attrs, base_url)) is not None]
     return _HtmlDocument(links, meta)
 
@@ -259,9 +269,11 @@ def _html_link(attrs: Attributes, base: str) -> FileLink | None:
     href = attrs.get("href")
     if not href:
         return None
-    file_url = urljoin(base, href)
+    file_url = _http_url(base, href)
+    if file_url is None:
+        return None
     filename = _filename_from_url(file_url)
-    if not _is_plain_filename(filename) or _http_url(file_url) is None:
+    if not _is_plain_filename(filename):
         return None
     fragment = dict(_fragment_pairs(file_url))
     yanked = attrs.get("data-yanked")
@@ -275,7 +287,7 @@ def _html_link(attrs: Attributes, base: str) -> FileLink | None:
         # Present means yanked (PEP 592); an empty value is a yank without a reason.
         yanked=False if yanked is None else (yanked or True),
         metadata_sha256=_html_metadata(metadata),
-        provenance=_http_url(urljoin(base, provenance)) if provenance else None,
+        provenance=_http_url(base, provenance) if provenance else None,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from typing import IO, Any, cast
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -38,7 +39,16 @@ def core_metadata(
                         return _read(archive, entry, limit)
     except Missing:
         raise
-    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as exc:
+    # RuntimeError: an encrypted entry, NotImplementedError: a compression zipfile lacks.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        OSError,
+        KeyError,
+        EOFError,
+        ValueError,
+        RuntimeError,
+    ) as exc:
         raise NoMetadata(f"{filename}: {exc}") from None
     raise NoMetadata(f"{filename}: no {name} .dist-info/METADATA in the wheel")
 

@@ -303,3 +303,22 @@ def test_links_that_are_not_http_are_dropped() -> None:
     for page in (body, html):
         parsed = parse_project_page(NormalizedName("demo"), page, MIRROR)
         assert [f.filename for f in parsed.files] == ["demo-1.0.tar.gz"]
+
+
+def test_a_malformed_url_or_upload_time_costs_its_entry_or_field_alone() -> None:
+    entries = [
+        {"filename": "demo-0.1.tar.gz", "url": "http://[::1/demo-0.1.tar.gz"},
+        {"filename": "demo-1.0.tar.gz", "url": "demo-1.0.tar.gz", "upload-time": "yesterday"},
+        {"filename": "demo-1.1.tar.gz", "url": "demo-1.1.tar.gz",
+         "upload-time": "2026-11-01T00:00:00.000000Z"},
+    ]  # fmt: skip
+    body = json.dumps({"meta": {"api-version": "1.1"}, "files": entries}).encode()
+    page = parse_project_page(NormalizedName("demo"), body, MIRROR)
+    assert [(f.filename, f.upload_time) for f in page.files] == [
+        ("demo-1.0.tar.gz", None),
+        ("demo-1.1.tar.gz", "2026-11-01T00:00:00.000000Z"),
+    ]
+    html = b'<a href="http://[::1/demo-0.1.tar.gz">x</a><a href="demo-1.0.tar.gz">y</a>'
+    assert [f.filename for f in parse_project_page(NormalizedName("demo"), html, MIRROR).files] == [
+        "demo-1.0.tar.gz"
+    ]

@@ -54,3 +54,14 @@ def test_metadata_larger_than_the_limit_is_refused_however_well_it_packs() -> No
     with pytest.raises(NoMetadata, match="larger than 1,000,000 bytes"):
         core_metadata(buffer, "demo-1.0-py3-none-any.whl", limit=1_000_000)
     assert len(core_metadata(buffer, "demo-1.0-py3-none-any.whl", limit=6_000_000)) > 5_000_000
+
+
+def test_a_wheel_whose_metadata_does_not_inflate_has_no_metadata() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("demo-1.0.dist-info/METADATA", b"Metadata-Version: 2.1\n" * 200)
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"METADATA") + len("METADATA")  # the entry's deflated bytes follow
+    data[start : start + 40] = b"\xff" * 40
+    with pytest.raises(NoMetadata):
+        core_metadata(io.BytesIO(bytes(data)), "demo-1.0-py3-none-any.whl")
