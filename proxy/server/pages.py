@@ -191,8 +191,7 @@ class PageCache:
                     break
         if not found:
             return None
-        entries = [f.entry for _, f in found]
-        entry = entries[0] if len(entries) == 1 else self._merged(entries)
+        entry = found[0][1].entry if len(found) == 1 else self._merged(found)
         cache = next(c for c in _WORST_FIRST if c in {f.cache for _, f in found})
         return ProjectFound(entry, cache, tuple((u, f.value) for u, f in found))
 
@@ -217,9 +216,13 @@ class PageCache:
             return page
         return await anyio.to_thread.run_sync(self._db.dated, upstream, page, self._clock())
 
-    def _merged(self, entries: list[Entry[ProjectPage]]) -> Entry[ProjectPage]:
+    def _merged(self, found: list[tuple[Upstream, Found[ProjectPage]]]) -> Entry[ProjectPage]:
         """One merged entry per set of upstream entries, so that it is rendered once too."""
-        key = f"merged:{entries[0].value.name}:" + ",".join(str(e.fetched) for e in entries)
+        entries = [f.entry for _, f in found]
+        parts = ",".join(
+            f"{self._db.page_key(u, f.value.name)}@{f.entry.fetched}" for u, f in found
+        )
+        key = f"merged:{parts}"
         merged = self._memory.get(key)
         if merged is None:
             merged = Entry(union([e.value for e in entries]), min(e.fetched for e in entries))
