@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from functools import partial
 
 import anyio
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from .errors import UpstreamError
 from .fill import Fill
 from .responses import cached_response, file_headers, headers_only, streaming
 from .services import Services
+from .upstream import Passed
 
 log = logging.getLogger("pypi_proxy.files")
 
@@ -61,7 +62,7 @@ async def _pass_through(services: Services, origin: FileOrigin) -> Response:
     headers = file_headers(CacheResult.PASS)
     if origin.link.size is not None:
         headers["Content-Length"] = str(origin.link.size)
-    return streaming(body, 200, headers)
+    return streaming(body.chunks, 200, headers, body.close)
 
 
 async def _from_fill(
@@ -89,26 +90,24 @@ async def _from_fill(
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return headers_only(headers, status=206)
-    body = None
     if start > fill.written and fill.ahead < RANGES_AHEAD:
         # Far ahead of the download: ask upstream for just this range. Only a few at once
         # per file; the rest wait for the download to get there.
         fill.ahead += 1
+        body = None
         try:
             body = await services.client.passthrough(origin, start, end)
         finally:
             if body is None:
                 fill.ahead -= 1
-        body = _counted_ahead(fill, body) if body else None
-    return streaming(body or fill.body(start, end), 206, headers)
+        if body is not None:
+            return streaming(body.chunks, 206, headers, partial(_done_ahead, fill, body))
+    return streaming(fill.body(start, end), 206, headers)
 
 
-async def _counted_ahead(fill: Fill, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in body:
-            yield chunk
-    finally:
-        fill.ahead -= 1
+async def _done_ahead(fill: Fill, body: Passed) -> None:
+    fill.ahead -= 1
+    await body.close()
 
 
 def _whole(request: Request, fill: Fill, headers: dict[str, str]) -> Response:

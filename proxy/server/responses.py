@@ -4,8 +4,9 @@ from a download or from upstream that is cut short, never completed, when it bre
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -62,10 +63,34 @@ def file_headers(cache: CacheResult, **more: str) -> dict[str, str]:
     return {"Cache-Control": IMMUTABLE, "X-Cache": cache.value, **more}
 
 
-def streaming(body: AsyncIterator[bytes], status: int, headers: Mapping[str, str]) -> Response:
-    return StreamingResponse(
-        _cut_on_failure(body), status_code=status, headers=headers, media_type=OCTET_STREAM
-    )
+def streaming(
+    body: AsyncIterator[bytes],
+    status: int,
+    headers: Mapping[str, str],
+    close: Callable[[], Awaitable[None]] | None = None,
+) -> Response:
+    """A body sent as it comes; `close` releases what it holds (an upstream response) when
+    the answer ends, however it ends: also when the client left before the first chunk,
+    when a generator's own `finally` would never run."""
+    return _Streaming(
+        _cut_on_failure(body), status_code=status, headers=headers, media_type=OCTET_STREAM,
+        close=close,
+    )  # fmt: skip
+
+
+class _Streaming(StreamingResponse):
+    def __init__(
+        self, *args: Any, close: Callable[[], Awaitable[None]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._close is not None:
+                await self._close()
 
 
 def headers_only(headers: Mapping[str, str], status: int = 200) -> Response:

@@ -38,6 +38,15 @@ _PARSE_INLINE_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
+class Passed:
+    """A body straight from upstream, and what ends its response there: to be called when
+    the answer ends, however it ends (see `responses.streaming`)."""
+
+    chunks: AsyncIterator[bytes]
+    close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class PageSpec(Generic[T]):
     """A kind of page asked of a mirror: its name in messages, the Accept header it is asked
     with, how its body is parsed, and what a "no such page" answer (its status) means; with
@@ -172,11 +181,10 @@ class UpstreamClient:
 
     async def passthrough(
         self, origin: FileOrigin, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes] | None:
+    ) -> Passed | None:
         """Bytes `start` to `end` (None: the whole file) straight from the first mirror that
         serves them as asked; None if none does. Nothing is verified or kept: this is for
-        ranges a client probes ahead of the download, and for a full disk. The stream closes
-        the upstream response when it ends."""
+        ranges a client probes ahead of the download, and for a full disk."""
         whole = start == 0 and end is None
         async with aclosing(self.file_sources(origin)) as sources:
             async for mirror, url in sources:
@@ -189,7 +197,7 @@ class UpstreamClient:
                     await stack.aclose()
                     continue
                 if (body.partial and body.start == start) or (whole and not body.partial):
-                    return _closing(stack, body.chunks)
+                    return Passed(body.chunks, stack.aclose)
                 await stack.aclose()  # the whole file instead: not what was asked
         return None
 
@@ -223,12 +231,6 @@ class UpstreamClient:
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""
         self.mirrors.failed(mirror, reason, severe=True)
-
-
-async def _closing(stack: AsyncExitStack, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    async with stack:
-        async for chunk in chunks:
-            yield chunk
 
 
 def _no_page(status: int) -> None:

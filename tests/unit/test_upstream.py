@@ -308,10 +308,12 @@ async def test_a_range_and_a_passthrough_from_the_first_mirror_that_serves_them(
     where = origin(cfg, listed, "demo-1.0.tar.gz")
     with anyio.fail_after(5):
         assert await up.read_range(where, "bytes=-24") == (1000, data[-24:], 1024)
-        chunks = await up.passthrough(where, 10, 20)  # a mirror without ranges will not do
-        assert chunks is not None and b"".join([c async for c in chunks]) == data[10:20]
+        part = await up.passthrough(where, 10, 20)  # a mirror without ranges will not do
+        assert part is not None and b"".join([c async for c in part.chunks]) == data[10:20]
+        await part.close()
         whole = await up.passthrough(where)
-        assert whole is not None and b"".join([c async for c in whole]) == data
+        assert whole is not None and b"".join([c async for c in whole.chunks]) == data
+        await whole.close()
     await up.aclose()
 
 
