@@ -92,9 +92,13 @@ def _raise_open_files_limit() -> None:
     except ImportError:
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):  # an "unlimited" hard limit
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # An "unlimited" hard limit (macOS) is no soft one: then as many as the system lets.
+    unlimited = hard == resource.RLIM_INFINITY
+    for wanted in (65536, 10240) if unlimited else (hard,):
+        if wanted > soft:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+                return
 
 
 def worker_app() -> Starlette:
