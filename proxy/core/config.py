@@ -97,6 +97,10 @@ class Config:
     connect_timeout: float = 10.0
     first_byte_timeout: float = 30.0
     stall_timeout: float = 60.0
+    # Waiting this long for a mirror's headers, at least and at most, before asking the next
+    # mirror as well (see `MirrorHealth.hedge_delay`).
+    hedge_min: float = 0.25
+    hedge_max: float = 2.0
     client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
     client_send_timeout: float = 60.0  # for a client to take a piece of an answer
     ca_bundle: Path | None = None

@@ -59,6 +59,8 @@ SETTINGS = (
     Setting("timeouts", "first_byte", "first_byte_timeout", read.positive_duration),
     Setting("timeouts", "stall", "stall_timeout", read.positive_duration),
     Setting("timeouts", "page", "page_deadline", read.positive_duration),
+    Setting("timeouts", "hedge_min", "hedge_min", read.positive_duration),
+    Setting("timeouts", "hedge_max", "hedge_max", read.positive_duration),
     Setting("timeouts", "client_header", "client_header_timeout", read.positive_duration),
     Setting("timeouts", "client_send", "client_send_timeout", read.positive_duration),
     Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
@@ -106,6 +108,8 @@ def parse_config(data: Any) -> Config:
     limits = Limits(**{f.name: values.pop(f.name) for f in fields(Limits) if f.name in values})
     if circuit.max_probe_interval < circuit.probe_interval:
         raise ConfigError("circuit.max_probe_interval: shorter than circuit.probe_interval")
+    if values.get("hedge_max", Config.hedge_max) < values.get("hedge_min", Config.hedge_min):
+        raise ConfigError("timeouts.hedge_max: shorter than timeouts.hedge_min")
     return Config(upstreams=upstreams, indexes=indexes, circuit=circuit, limits=limits, **values)
 
 

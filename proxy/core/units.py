@@ -11,8 +11,8 @@ import re
 from datetime import date, datetime, timezone
 from typing import Any
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|[smhdw]?)\s*")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*")
 _BYTES = {
@@ -23,14 +23,14 @@ _BYTES = {
 
 
 def parse_duration(value: Any, *, positive: bool = False) -> float:
-    """Seconds, from a number or a string such as `90s`, `10m`, `12h`, `7d`."""
+    """Seconds, from a number or a string such as `250ms`, `90s`, `10m`, `12h`, `7d`."""
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
         seconds = float(match[1]) * _SECONDS[match[2] or "s"]
     if seconds is None or seconds < 0 or (positive and seconds == 0):
-        raise ValueError(f"expected a duration such as 30s, 10m, 7d, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 10m, 250ms, got {value!r}")
     return seconds
 
 

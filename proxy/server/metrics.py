@@ -48,6 +48,12 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        self._hedges = Counter(
+            "pypi_proxy_upstream_hedges",
+            "Requests sent to the next mirror as well, the first having been slow to answer",
+            ["mirror"],
+            registry=r,
+        )
         self._fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
         self._cache_bytes = Gauge(
             "pypi_proxy_cache_bytes",
@@ -73,6 +79,10 @@ class Metrics:
 
     def upstream_error(self, mirror: str) -> None:
         self._upstream_errors.labels(hide_passwords(mirror)).inc()
+
+    def hedged(self, mirror: str) -> None:
+        """`mirror` was slow to answer: the next one is asked as well."""
+        self._hedges.labels(hide_passwords(mirror)).inc()
 
     def upstream_latency(self, mirror: str, seconds: float) -> None:
         self._upstream_latency.labels(hide_passwords(mirror)).observe(seconds)

@@ -25,6 +25,7 @@ class Mirrors:
     ) -> None:
         self._metrics = metrics
         self.clock = clock
+        self._hedge = (config.hedge_min, config.hedge_max)
         self._groups = {
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
             for u in config.upstreams
@@ -71,6 +72,13 @@ class Mirrors:
         waits = [m.next_probe - now for m in self.of(upstream) if m.state is State.OPEN]
         return max(min(waits), 0.0) if waits else None
 
+    def hedge_delay(self, mirror: MirrorHealth) -> float:
+        """How long its answer is waited for before the next mirror is asked as well."""
+        return mirror.hedge_delay(*self._hedge)
+
     def reports(self) -> dict[str, list[MirrorReport]]:
         now = self.clock()
-        return {name: [m.report(now) for m in group] for name, group in self._groups.items()}
+        return {
+            name: [m.report(now, self._hedge) for m in group]
+            for name, group in self._groups.items()
+        }

@@ -4,6 +4,7 @@ for files, with real pip and uv; the broken mirror's circuit opens, and closes o
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -124,3 +125,22 @@ def test_installs_succeed_through_the_second_mirror(
 
         wait_for(probed_and_closed)
         assert httpx.get(f"{base}/simple/tinydep/").status_code == 200
+
+
+def test_a_mirror_that_never_answers_costs_a_hedge_delay_not_the_timeout(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """The bundled first-byte timeout (30 s) stays the last resort: pages and files come from
+    the second mirror once the first has been slow for about a second."""
+    pair.first.page_faults.hang = True
+    pair.first.file_faults.hang = True
+    with pair.world.proxy(timeouts={"connect": 10, "first_byte": 30, "stall": 60}) as base:
+        started = time.monotonic()
+        assert install("pip", f"{base}/simple/", tmp_path / "pip", "tinyapp") == {
+            "tinyapp": "1.0",
+            "tinylib": "1.1",
+        }
+        took = time.monotonic() - started
+        hedges = httpx.get(f"{base}/metrics").text
+    assert took < 15, took  # two pages, a hedge delay each; a timeout would be 60 s
+    assert 'pypi_proxy_upstream_hedges_total{mirror="' in hedges

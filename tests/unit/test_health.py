@@ -8,6 +8,7 @@ from proxy.core.config import Circuit
 from proxy.core.health import MirrorHealth, State
 
 POLICY = Circuit(failures=3, probe_interval=5, max_probe_interval=40)
+HEDGE = (0.25, 2.0)  # floor and ceiling of the hedge delay
 
 
 def _mirror() -> MirrorHealth:
@@ -23,8 +24,8 @@ def test_opens_after_consecutive_failures_and_one_success_closes_it() -> None:
     assert m.available(m.next_probe)
     assert not m.available(m.next_probe - 0.01)
     m.succeeded(latency=0.2)
-    assert m.report(0).up and m.failures == 0 and m.available(0)
-    assert m.report(0).latency_ms == 200.0
+    assert m.report(0, HEDGE).up and m.failures == 0 and m.available(0)
+    assert m.report(0, HEDGE).latency_ms == 200.0
 
 
 def test_a_success_between_failures_resets_the_count() -> None:
@@ -64,7 +65,7 @@ def test_probe_intervals_grow_with_jitter_up_to_the_cap() -> None:
 def test_report() -> None:
     m = _mirror()
     m.failed("HTTP 503", now=10, severe=True)
-    report = m.report(now=12)
+    report = m.report(12, HEDGE)
     assert not report.up and report.state is State.OPEN
     assert report.last_error == "HTTP 503"
     assert report.last_error_age_s == 2.0
@@ -79,4 +80,20 @@ def test_report() -> None:
         "last_error_age_s": 2.0,
         "latency_ms": None,
         "next_probe_in_s": report.next_probe_in_s,
+        "hedge_after_ms": 1000,
     }
+
+
+def test_the_hedge_delay_follows_what_the_mirror_usually_takes() -> None:
+    m = MirrorHealth("https://m.test/")
+    assert m.hedge_delay(*HEDGE) == 1.0  # not measured yet: a second
+    for _ in range(20):
+        m.succeeded(0.1)
+    assert m.hedge_delay(*HEDGE) == 0.25  # fast: the floor
+    for _ in range(32):
+        m.succeeded(0.9)  # slow but steady: waited for well past its usual
+    assert abs(m.hedge_delay(*HEDGE) - 1.35) < 1e-9
+    for _ in range(32):
+        m.succeeded(5.0)
+    assert m.hedge_delay(*HEDGE) == 2.0  # at most the ceiling
+    assert m.report(0, HEDGE).hedge_after_ms == 2000

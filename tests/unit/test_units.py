@@ -10,7 +10,7 @@ from proxy.core.units import human_duration, human_size, parse_duration, parse_s
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [(30, 30.0), (1.5, 1.5), ("90s", 90.0), ("10m", 600.0), ("12h", 43200.0), ("7d", 604800.0),
-     ("2w", 1209600.0), (" 5 ", 5.0), ("1.5m", 90.0), (0, 0.0)],
+     ("2w", 1209600.0), (" 5 ", 5.0), ("1.5m", 90.0), (0, 0.0), ("250ms", 0.25)],
 )  # fmt: skip
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -375,4 +376,45 @@ async def test_a_page_beyond_its_bounds_fails_over(answer: Answer, problem: str)
     found = await ask(up, cfg)
     assert found is not None and found.source == "https://b.test/simple/"
     assert problem in (up.reports()["pypi"][0].last_error or "")
+    await up.aclose()
+
+
+async def test_a_mirror_that_hangs_costs_one_hedge_delay_not_a_timeout() -> None:
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/",
+                 timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
+    net.answers["https://a.test/simple/demo/"] = hang(30)
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    started = time.monotonic()
+    found = await ask(up, cfg)
+    took = time.monotonic() - started
+    assert found is not None and found.source == "https://b.test/simple/"
+    assert 0.9 < took < 3  # a cold mirror is waited for about a second
+    a, b = up.reports()["pypi"]
+    assert a.consecutive_failures == 1 and "another mirror answered first" in (a.last_error or "")
+    assert b.up and b.consecutive_failures == 0
+    await up.aclose()
+
+
+async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/",
+                 timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
+    answer = project_json(("demo-1.0.tar.gz", SHA))
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)
+        response = answer(request)
+        return await response if isinstance(response, Awaitable) else response
+
+    net.answers["https://a.test/simple/demo/"] = slow
+    net.answers["https://b.test/simple/demo/"] = answer
+    # A real clock: the hedge delay follows the times measured with it.
+    up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
+    for _ in range(8):
+        found = await ask(up, cfg)
+        assert found is not None and found.source == "https://a.test/simple/"
+    assert "b.test" not in net.hosts()  # waited for past its usual 0.3 s, every time
+    assert 450 <= (up.reports()["pypi"][0].hedge_after_ms or 0) < 600
     await up.aclose()
