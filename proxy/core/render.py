@@ -95,12 +95,13 @@ class Rendered:
     body: bytes
     media_type: str
     etag: str
+    per_client: bool = False  # it holds `FILES_URL`, for `for_client` to fill in
 
 
-def _rendered(body: str, fmt: Format) -> Rendered:
+def _rendered(body: str, fmt: Format, per_client: bool = False) -> Rendered:
     data = body.encode("utf-8")
     media_type = fmt.value + ("; charset=utf-8" if fmt is Format.TEXT_HTML else "")
-    return Rendered(data, media_type, _etag(data))
+    return Rendered(data, media_type, _etag(data), per_client)
 
 
 def _etag(body: bytes) -> str:
@@ -124,7 +125,7 @@ def _provenance_href(project: NormalizedName, filename: str) -> str:
 
 def for_client(rendered: Rendered, page_url: str) -> Rendered:
     """The body with its absolute links for the client that reached the page at `page_url`."""
-    if FILES_URL.encode() not in rendered.body:
+    if not rendered.per_client:  # known when rendered: no search through a page of MBs
         return rendered
     files_url = urljoin(page_url, "../../files/")
     if rendered.media_type.startswith(Format.JSON.value):
@@ -136,9 +137,10 @@ def for_client(rendered: Rendered, page_url: str) -> Rendered:
 
 
 def render_project(page: ProjectPage, fmt: Format) -> Rendered:
+    per_client = any(link.provenance for link in page.files)
     if fmt is Format.JSON:
-        return _rendered(_project_json(page), fmt)
-    return _rendered(_project_html(page), fmt)
+        return _rendered(_project_json(page), fmt, per_client)
+    return _rendered(_project_html(page), fmt, per_client)
 
 
 def render_project_list(names: Iterable[NormalizedName], fmt: Format) -> Rendered:
