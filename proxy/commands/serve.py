@@ -18,7 +18,7 @@ from ..core.client_setup import pip_ini
 from ..core.config import Config
 from ..server import logs
 from ..server.app import create_app
-from ..server.client_deadlines import HeaderDeadlineProtocol
+from ..server.http_protocol import ProxyProtocol
 from ..server.locks import CROSS_PROCESS
 from .addresses import client_urls
 from .arguments import UsageError, load
@@ -74,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 5,
-        "http": partial(HeaderDeadlineProtocol, header_timeout=config.client_header_timeout),
+        "http": partial(
+            ProxyProtocol,
+            header_timeout=config.client_header_timeout,
+            send_timeout=config.client_send_timeout,
+        ),
     }
     if args.workers == 1:
         uvicorn.run(create_app(config), **options)

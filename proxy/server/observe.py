@@ -4,6 +4,7 @@ of the access log (status, body bytes sent, duration, cache result, client addre
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -51,6 +52,8 @@ class ObserveMiddleware:
                 cache = dict(message.get("headers", [])).get(b"x-cache", b"").decode()
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend" and scope["method"] != "HEAD":
+                sent += os.stat(message["path"]).st_size  # sent by the server's sendfile
             await send(message)
 
         try:
