@@ -10,7 +10,9 @@ Needs nginx, wrk and curl (Debian: `apt-get install nginx wrk curl`). Measures:
    client;
 3. p50/p99 latency of a 3000-file project page, against nginx serving the same page as a
    static file;
-4. the proxy's peak RSS over all of it.
+4. the proxy's peak RSS over all of it;
+5. a cold `pip download` through the proxy whose first mirror accepts connections and never
+   answers (the bundled timeouts), against pip going straight to the mirror that answers.
 
 Everything runs on 127.0.0.1; the fake upstream is the test suite's.
 """
@@ -35,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.clients import isolated_env  # noqa: E402
 from support.process import free_port, proxy_process  # noqa: E402
 from support.upstream import FakeUpstream  # noqa: E402
 from support.wheels import make_wheel  # noqa: E402
@@ -159,10 +162,53 @@ def main() -> int:
             ("proxy peak RSS (all of the above but cold fills)", f"{peak / MIB:.0f} MiB", "", "")
         )
 
+        # 5. a first mirror that accepts connections and never answers, the bundled timeouts
+        rows.append(_hanging_mirror(stack, upstream, upstream_url, work))
+
     table = _markdown(rows, quick=args.quick)
     print(table)
     args.out.write_text(table)
     return 0
+
+
+def _hanging_mirror(
+    stack: ExitStack, good: FakeUpstream, good_url: str, work: Path
+) -> tuple[str, str, str, str]:
+    """A cold `pip download` of one small project through the proxy whose first mirror hangs,
+    beside pip going straight to the mirror that answers."""
+    small = make_wheel("benchsmall", "1.0")
+    good.add(small)
+    hanging = FakeUpstream("mirror")
+    hanging.page_faults.hang = hanging.file_faults.hang = True
+    hanging_url = stack.enter_context(hanging.running())
+    mirrors = [hanging.root_url(hanging_url), good.root_url(good_url)]
+    config = {
+        "upstreams": {"pypi": {"mirrors": mirrors}},
+        "cache": {"min_free": 0},
+        "timeouts": {"connect": "10s", "first_byte": "30s", "stall": "60s"},  # as bundled
+    }
+    with proxy_process(config, work, "--log-level", "warning", cache_dir=work / "hedge") as (
+        _,
+        base,
+    ):
+        proxy = _pip_download(f"{base}/simple/", work / "through-proxy")
+    direct = _pip_download(good.root_url(good_url), work / "direct")
+    return (
+        "first mirror hangs: cold `pip download` of one small project",
+        f"{proxy:.2f} s",
+        f"{direct:.2f} s (pip straight to the mirror that answers)",
+        f"{proxy / direct:.2f}",
+    )
+
+
+def _pip_download(index: str, into: Path) -> float:
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-cache-dir", "--no-deps", "-d", str(into),
+         "--index-url", index, "benchsmall"],
+        env=isolated_env(), check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return time.monotonic() - started
 
 
 def _add_big_page(upstream: FakeUpstream, count: int) -> str:
