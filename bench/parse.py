@@ -1,7 +1,7 @@
 """Parsing index pages: the proxy's linear tag scanner beside CPython's `HTMLParser` (which
 the proxy used before), on a real page of the official index and on hostile ones.
 
-    python bench/parse.py          # prints a Markdown table
+    python bench/parse.py          # prints a Markdown table (the latest: parse-results.md)
 
 Each figure is the best of a few runs, both parsers in the same process, one after the other.
 """
