@@ -22,6 +22,8 @@ class ConfigError(ValueError):
 
 Strategy = Literal["first", "union"]
 STRATEGIES: tuple[Strategy, ...] = ("first", "union")
+MirrorOrder = Literal["measured", "configured"]
+MIRROR_ORDERS: tuple[MirrorOrder, ...] = ("measured", "configured")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Config:
     # mirror as well (see `MirrorHealth.hedge_delay`).
     hedge_min: float = 0.25
     hedge_max: float = 2.0
+    mirror_order: MirrorOrder = "measured"  # or "configured": strictly as listed
     client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
     client_send_timeout: float = 60.0  # for a client to take a piece of an answer
     ca_bundle: Path | None = None

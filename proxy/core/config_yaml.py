@@ -18,7 +18,17 @@ import yaml
 
 from . import config_values as read
 from .advisories import SEVERITIES
-from .config import STRATEGIES, Circuit, Config, ConfigError, Index, Limits, Route, Upstream
+from .config import (
+    MIRROR_ORDERS,
+    STRATEGIES,
+    Circuit,
+    Config,
+    ConfigError,
+    Index,
+    Limits,
+    Route,
+    Upstream,
+)
 from .policy import MODES, Policy
 
 
@@ -65,6 +75,7 @@ SETTINGS = (
     Setting("timeouts", "client_send", "client_send_timeout", read.positive_duration),
     Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
     Setting("links", "allow_private", "allow_private_links", read.boolean),
+    Setting("mirrors", "order", "mirror_order", read.choice(MIRROR_ORDERS)),
     Setting("circuit", "failures", "failures", read.whole_number),
     Setting("circuit", "probe_interval", "probe_interval", read.positive_duration),
     Setting("circuit", "max_probe_interval", "max_probe_interval", read.positive_duration),

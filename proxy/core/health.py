@@ -13,6 +13,7 @@ without waiting.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ MAX_RETRY_AFTER = 600.0
 # Hedging (see `hedge_delay`): times to response headers kept per mirror, how many make a
 # measurement, and the wait for a mirror not measured yet.
 SAMPLES, MEASURED, COLD_HEDGE = 32, 5, 1.0
+# Times to response headers up to this are all as fast as it gets (see `speed_band`).
+BAND_BASE = 0.1
 
 
 class State(Enum):
@@ -64,6 +67,15 @@ class MirrorHealth:
         self.latency = latency if self.latency is None else 0.7 * self.latency + 0.3 * latency
         self.recent.append(latency)
 
+    def speed_band(self) -> int:
+        """Which band of speed its time to response headers falls in: mirrors within a factor
+        of two of each other share one, so that measurement reorders mirrors only when one is
+        clearly faster (not at every jitter); 0 for the fastest, and for one not measured yet
+        (it is tried, and so measured)."""
+        if self.latency is None or self.latency <= BAND_BASE:
+            return 0
+        return math.ceil(math.log2(self.latency / BAND_BASE))
+
     def hedge_delay(self, floor: float, ceiling: float) -> float:
         """How long to wait for this mirror's response headers before asking the next mirror
         as well: well past what it usually takes (1.5 times the 90th percentile of its recent
@@ -96,8 +108,9 @@ class MirrorHealth:
         self.next_probe = now + wait
         return True
 
-    def report(self, now: float, hedge: tuple[float, float]) -> MirrorReport:
-        """`hedge`: the floor and ceiling of its hedge delay."""
+    def report(self, now: float, hedge: tuple[float, float], rank: int = 1) -> MirrorReport:
+        """`hedge`: the floor and ceiling of its hedge delay; `rank`: its place in the order
+        the group's mirrors are tried in now."""
         return MirrorReport(
             url=hide_passwords(self.url),
             state=self.state,
@@ -111,6 +124,7 @@ class MirrorHealth:
             if self.state is State.OPEN
             else None,
             hedge_after_ms=round(self.hedge_delay(*hedge) * 1000),
+            rank=rank,
         )
 
 
@@ -127,6 +141,7 @@ class MirrorReport:
     latency_ms: float | None
     next_probe_in_s: float | None  # while the circuit is open
     hedge_after_ms: int | None = None  # the next mirror is asked too past this
+    rank: int = 1  # its place in the order its group's mirrors are tried in now
 
     @property
     def up(self) -> bool:

@@ -26,14 +26,34 @@ class Mirrors:
         self._metrics = metrics
         self.clock = clock
         self._hedge = (config.hedge_min, config.hedge_max)
+        self._order = config.mirror_order
         self._groups = {
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
             for u in config.upstreams
         }
 
     def of(self, upstream: Upstream) -> list[MirrorHealth]:
-        """The group's mirrors, in the order they are tried."""
+        """The group's mirrors, as configured."""
         return self._groups[upstream.name]
+
+    def preferred(self, upstream: Upstream) -> list[MirrorHealth]:
+        """The group's mirrors in the order they are tried: the clearly faster first (by
+        time to response headers, see `MirrorHealth.speed_band`), the configured order among
+        alike ones and for a cold start; with `mirrors.order: configured`, as configured. A
+        mirror whose circuit is open keeps its place: its probe is due when it is due."""
+        return self._ordered(self._groups[upstream.name])
+
+    def _ordered(self, group: list[MirrorHealth]) -> list[MirrorHealth]:
+        if self._order == "configured":
+            return group
+        ranked = sorted(
+            enumerate(group),
+            key=lambda item: (
+                item[1].speed_band() if item[1].state is State.CLOSED else 0,
+                item[0],
+            ),
+        )
+        return [mirror for _, mirror in ranked]
 
     def usable(self, mirror: MirrorHealth) -> bool:
         """Whether a request may go to the mirror now (see `MirrorHealth.available`)."""
@@ -77,8 +97,9 @@ class Mirrors:
         return mirror.hedge_delay(*self._hedge)
 
     def reports(self) -> dict[str, list[MirrorReport]]:
-        now = self.clock()
-        return {
-            name: [m.report(now, self._hedge) for m in group]
-            for name, group in self._groups.items()
-        }
+        """Each group's mirrors, as configured, with their place in the order tried now."""
+        now, reports = self.clock(), {}
+        for name, group in self._groups.items():
+            ranks = {id(m): n for n, m in enumerate(self._ordered(group), start=1)}
+            reports[name] = [m.report(now, self._hedge, ranks[id(m)]) for m in group]
+        return reports

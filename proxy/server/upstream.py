@@ -112,7 +112,7 @@ class UpstreamClient:
         still running. None when every mirror answered that there is no such thing;
         UpstreamError, naming each mirror's problem, when some could not be asked."""
         problems: list[str] = []
-        waiting = _Asking(iter(self.mirrors.of(upstream)), ask, self.mirrors, problems)
+        waiting = _Asking(iter(self.mirrors.preferred(upstream)), ask, self.mirrors, problems)
         try:
             while waiting.more() or waiting.running:
                 if not waiting.running:
@@ -172,7 +172,7 @@ class UpstreamClient:
         """Where a file can be fetched: first from the mirror that listed it, then from the
         others, each looked up on that mirror's own page (mirrors lay their files out
         differently). A mirror that lists other bytes under the same name is passed over."""
-        mirrors, link = self.mirrors.of(origin.upstream), origin.link
+        mirrors, link = self.mirrors.preferred(origin.upstream), origin.link
         listing = next((m for m in mirrors if m.url == origin.page.source), None)
         if listing is not None and self.mirrors.usable(listing):
             yield listing, link.url

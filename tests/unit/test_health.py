@@ -81,6 +81,7 @@ def test_report() -> None:
         "latency_ms": None,
         "next_probe_in_s": report.next_probe_in_s,
         "hedge_after_ms": 1000,
+        "rank": 1,
     }
 
 
@@ -97,3 +98,16 @@ def test_the_hedge_delay_follows_what_the_mirror_usually_takes() -> None:
         m.succeeded(5.0)
     assert m.hedge_delay(*HEDGE) == 2.0  # at most the ceiling
     assert m.report(0, HEDGE).hedge_after_ms == 2000
+
+
+def test_speed_bands_reorder_mirrors_only_when_one_is_clearly_faster() -> None:
+    def band(latency: float | None) -> int:
+        m = MirrorHealth("https://m.test/")
+        if latency is not None:
+            m.succeeded(latency)
+        return m.speed_band()
+
+    assert band(None) == band(0.05) == band(0.1) == 0
+    assert band(0.15) == band(0.2) == 1
+    assert band(0.3) == band(0.4) == 2
+    assert band(3.0) == 5

@@ -400,7 +400,8 @@ async def test_a_mirror_that_hangs_costs_one_hedge_delay_not_a_timeout() -> None
 async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
     net = Net()
     cfg = config("https://a.test/simple/", "https://b.test/simple/",
-                 timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
+                 timeouts={"connect": 1, "first_byte": 30, "stall": 30},
+                 mirrors={"order": "configured"})  # fmt: skip
     answer = project_json(("demo-1.0.tar.gz", SHA))
 
     async def slow(request: httpx.Request) -> httpx.Response:
@@ -418,3 +419,28 @@ async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
     assert "b.test" not in net.hosts()  # waited for past its usual 0.3 s, every time
     assert 450 <= (up.reports()["pypi"][0].hedge_after_ms or 0) < 600
     await up.aclose()
+
+
+async def test_a_clearly_faster_mirror_is_preferred_unless_the_order_is_fixed() -> None:
+    for order, expected in (("measured", "b.test"), ("configured", "a.test")):
+        net = Net()
+        cfg = config("https://a.test/simple/", "https://b.test/simple/",
+                     timeouts={"connect": 1, "first_byte": 30, "stall": 30},
+                     mirrors={"order": order})  # fmt: skip
+        answer = project_json(("demo-1.0.tar.gz", SHA))
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await asyncio.sleep(0.3)
+            response = answer(request)
+            return await response if isinstance(response, Awaitable) else response
+
+        net.answers["https://a.test/simple/demo/"] = slow
+        net.answers["https://b.test/simple/demo/"] = answer
+        up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
+        await ask(up, cfg)  # a, the first configured, is measured: 0.3 s
+        await ask(up, cfg)  # measured order: b, not measured yet, is tried; it is fast
+        net.requests.clear()
+        for _ in range(3):
+            await ask(up, cfg)
+        assert net.hosts() == [expected] * 3
+        await up.aclose()
