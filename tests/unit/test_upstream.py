@@ -421,21 +421,26 @@ async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
     await up.aclose()
 
 
+def slowly(seconds: float, *files: tuple[str, str | None]) -> Answer:
+    """A project page, after `seconds`."""
+    answer = project_json(*files)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(seconds)
+        response = answer(request)
+        return await response if isinstance(response, Awaitable) else response
+
+    return slow
+
+
 async def test_a_clearly_faster_mirror_is_preferred_unless_the_order_is_fixed() -> None:
     for order, expected in (("measured", "b.test"), ("configured", "a.test")):
         net = Net()
         cfg = config("https://a.test/simple/", "https://b.test/simple/",
                      timeouts={"connect": 1, "first_byte": 30, "stall": 30},
                      mirrors={"order": order})  # fmt: skip
-        answer = project_json(("demo-1.0.tar.gz", SHA))
-
-        async def slow(request: httpx.Request) -> httpx.Response:
-            await asyncio.sleep(0.3)
-            response = answer(request)
-            return await response if isinstance(response, Awaitable) else response
-
-        net.answers["https://a.test/simple/demo/"] = slow
-        net.answers["https://b.test/simple/demo/"] = answer
+        net.answers["https://a.test/simple/demo/"] = slowly(0.3, ("demo-1.0.tar.gz", SHA))
+        net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
         up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
         await ask(up, cfg)  # a, the first configured, is measured: 0.3 s
         await ask(up, cfg)  # measured order: b, not measured yet, is tried; it is fast
