@@ -402,15 +402,8 @@ async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
     cfg = config("https://a.test/simple/", "https://b.test/simple/",
                  timeouts={"connect": 1, "first_byte": 30, "stall": 30},
                  mirrors={"order": "configured"})  # fmt: skip
-    answer = project_json(("demo-1.0.tar.gz", SHA))
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.3)
-        response = answer(request)
-        return await response if isinstance(response, Awaitable) else response
-
-    net.answers["https://a.test/simple/demo/"] = slow
-    net.answers["https://b.test/simple/demo/"] = answer
+    net.answers["https://a.test/simple/demo/"] = slowly(0.3, ("demo-1.0.tar.gz", SHA))
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
     # A real clock: the hedge delay follows the times measured with it.
     up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
     for _ in range(8):
