@@ -18,6 +18,7 @@ from ..core.health import MirrorHealth
 from ..core.ranges import content_range, digits
 from .destinations import Destinations, LinkRefused
 from .errors import NotFoundUpstream, UpstreamError
+from .hedging import headers_arrived
 from .http_client import NOT_FOUND, RequestFailed, build_http_client, mapped_errors, send
 from .metrics import Metrics
 from .mirrors import MirrorFailed, Mirrors
@@ -105,6 +106,7 @@ class MirrorRequests:
         try:
             self._check(mirror, response, headers)
             latency = self._mirrors.clock() - started
+            headers_arrived()
             yield response
             self._mirrors.succeeded(mirror, latency)
         finally:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from ..core.config import Config, Upstream
-from ..core.health import MirrorHealth, MirrorReport, State
+from ..core.health import MirrorHealth, MirrorReport, State, by_speed
 from .metrics import Metrics
 
 log = logging.getLogger("pypi_proxy.upstream")
@@ -37,23 +37,22 @@ class Mirrors:
         return self._groups[upstream.name]
 
     def preferred(self, upstream: Upstream) -> list[MirrorHealth]:
-        """The group's mirrors in the order they are tried: the clearly faster first (by
-        time to response headers, see `MirrorHealth.speed_band`), the configured order among
-        alike ones and for a cold start; with `mirrors.order: configured`, as configured. A
-        mirror whose circuit is open keeps its place: its probe is due when it is due."""
+        """The group's mirrors in the order they are tried: the clearly faster first (see
+        `core.health.by_speed`), as configured with `mirrors.order: configured`."""
         return self._ordered(self._groups[upstream.name])
 
     def _ordered(self, group: list[MirrorHealth]) -> list[MirrorHealth]:
-        if self._order == "configured":
-            return group
-        ranked = sorted(
-            enumerate(group),
-            key=lambda item: (
-                item[1].speed_band() if item[1].state is State.CLOSED else 0,
-                item[0],
-            ),
-        )
-        return [mirror for _, mirror in ranked]
+        return group if self._order == "configured" else by_speed(group)
+
+    def could_use(self, mirror: MirrorHealth) -> bool:
+        """Whether a request could go to the mirror now, claiming nothing."""
+        return mirror.state is State.CLOSED or self.clock() >= mirror.next_probe
+
+    def slow(self, mirror: MirrorHealth, elapsed: float, reason: str) -> None:
+        """It had not answered after `elapsed` seconds, and another mirror had: a failure,
+        and a sign of how slow it is now."""
+        mirror.observe(elapsed)
+        self.failed(mirror, reason)
 
     def usable(self, mirror: MirrorHealth) -> bool:
         """Whether a request may go to the mirror now (see `MirrorHealth.available`)."""

@@ -7,14 +7,13 @@ wrong reaches the rest of the proxy as `UpstreamError` (transient: try later, an
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Generic, TypeVar, cast
+from typing import Generic, TypeVar
 
 import anyio
 import httpx
@@ -26,6 +25,7 @@ from ..core.parse import ParseError, parse_flat_listing, parse_project_list, par
 from ..core.ranges import content_range
 from .errors import NotFoundUpstream, UpstreamError
 from .flat_listings import FlatListings, Listing
+from .hedging import Hedged
 from .http_client import NOT_FOUND, PAGE_ACCEPT
 from .metrics import Metrics
 from .mirror_requests import MirrorRequests
@@ -107,32 +107,16 @@ class UpstreamClient:
     async def _failover(
         self, upstream: Upstream, what: str, ask: Callable[[MirrorHealth], Awaitable[T | None]]
     ) -> T | None:
-        """The first answer of the group's mirrors, asked in order: each after the one before
-        failed, or (hedging) was slow to answer (see `Mirrors.hedge_delay`), the slow one
-        still running. None when every mirror answered that there is no such thing;
-        UpstreamError, naming each mirror's problem, when some could not be asked."""
-        problems: list[str] = []
-        waiting = _Asking(iter(self.mirrors.preferred(upstream)), ask, self.mirrors, problems)
-        try:
-            while waiting.more() or waiting.running:
-                if not waiting.running:
-                    waiting.start_next()
-                    continue
-                newest = waiting.newest()
-                patience = self.mirrors.hedge_delay(newest) if waiting.more() else None
-                answer = await waiting.next_answer(patience)
-                if answer is _SLOW:
-                    self._metrics.hedged(newest.url)
-                    waiting.start_next()
-                elif answer is not None:
-                    waiting.cancel(f"{what}: another mirror answered first")
-                    return cast(T, answer)
-        finally:
-            await waiting.close()
-        if problems:
-            message = f"{upstream.name}: {what}: " + "; ".join(problems)
+        """The first answer of the group's mirrors, asked in turn, the next one as well when
+        one is slow to answer (see `hedging`). None when every mirror answered that there is
+        no such thing; UpstreamError, naming each mirror's problem, when some could not be
+        asked."""
+        hedged = Hedged(self.mirrors.preferred(upstream), ask, self.mirrors, self._metrics)
+        found = await hedged.answer(what)
+        if found is None and hedged.problems:
+            message = f"{upstream.name}: {what}: " + "; ".join(hedged.problems)
             raise UpstreamError(message, self.mirrors.next_probe(upstream))
-        return None
+        return found
 
     async def _mirror_page(self, mirror: MirrorHealth, name: NormalizedName) -> ProjectPage | None:
         if mirror.url in self._flat:
@@ -241,75 +225,6 @@ class UpstreamClient:
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""
         self.mirrors.failed(mirror, reason, severe=True)
-
-
-_SLOW = object()  # no mirror answered within the hedge delay
-
-
-class _Asking(Generic[T]):
-    """The mirrors of a group being asked, some at once (see `UpstreamClient._failover`)."""
-
-    def __init__(
-        self,
-        mirrors: Iterator[MirrorHealth],
-        ask: Callable[[MirrorHealth], Awaitable[T | None]],
-        health: Mirrors,
-        problems: list[str],
-    ) -> None:
-        self._mirrors, self._ask, self._health, self._problems = mirrors, ask, health, problems
-        self.running: dict[asyncio.Future[T | None], MirrorHealth] = {}
-        self._next: MirrorHealth | None = self._usable()
-
-    def more(self) -> bool:
-        return self._next is not None
-
-    def newest(self) -> MirrorHealth:
-        return list(self.running.values())[-1]
-
-    def start_next(self) -> None:
-        mirror, self._next = self._next, None
-        if mirror is not None:
-            self.running[asyncio.ensure_future(self._ask(mirror))] = mirror
-            self._next = self._usable()
-
-    def _usable(self) -> MirrorHealth | None:
-        """The next mirror that may be asked now (claiming a due probe); the skipped ones
-        are noted as problems."""
-        for mirror in self._mirrors:
-            if self._health.usable(mirror):
-                return mirror
-            self._problems.append(f"{mirror.url}: skipped (circuit open)")
-        return None
-
-    async def next_answer(self, patience: float | None) -> T | object | None:
-        """The first answer in: a thing found, or None ("no such thing", or a failure, noted
-        as a problem); `_SLOW` when none came within `patience` seconds."""
-        done, _ = await asyncio.wait(
-            self.running, timeout=patience, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not done:
-            return _SLOW
-        for task in done:
-            mirror = self.running.pop(task)
-            try:
-                found = task.result()
-            except MirrorFailed as exc:
-                self._problems.append(f"{mirror.url}: {exc}")
-                continue
-            if found is not None:
-                return found
-        return None
-
-    def cancel(self, reason: str) -> None:
-        """The slower mirrors' requests, no longer wanted: counted against their mirrors."""
-        for task, mirror in self.running.items():
-            task.cancel()
-            self._health.failed(mirror, reason)
-
-    async def close(self) -> None:
-        for task in self.running:
-            task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
 
 
 def _no_page(status: int) -> None:

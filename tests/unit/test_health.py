@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from proxy.core.config import Circuit
-from proxy.core.health import MirrorHealth, State
+from proxy.core.health import MirrorHealth, State, by_speed
 
 POLICY = Circuit(failures=3, probe_interval=5, max_probe_interval=40)
 HEDGE = (0.25, 2.0)  # floor and ceiling of the hedge delay
@@ -100,14 +100,23 @@ def test_the_hedge_delay_follows_what_the_mirror_usually_takes() -> None:
     assert m.report(0, HEDGE).hedge_after_ms == 2000
 
 
-def test_speed_bands_reorder_mirrors_only_when_one_is_clearly_faster() -> None:
-    def band(latency: float | None) -> int:
-        m = MirrorHealth("https://m.test/")
+def test_only_a_clearly_faster_mirror_goes_ahead_and_an_open_one_keeps_its_place() -> None:
+    def mirror(name: str, latency: float | None = None, *, open_: bool = False) -> MirrorHealth:
+        m = MirrorHealth(f"https://{name}.test/")
         if latency is not None:
             m.succeeded(latency)
-        return m.speed_band()
+        if open_:
+            m.failed("down", 0.0, severe=True)
+        return m
 
-    assert band(None) == band(0.05) == band(0.1) == 0
-    assert band(0.15) == band(0.2) == 1
-    assert band(0.3) == band(0.4) == 2
-    assert band(3.0) == 5
+    def order(*mirrors: MirrorHealth) -> list[str]:
+        return [m.url[8] for m in by_speed(list(mirrors))]
+
+    assert order(mirror("a"), mirror("b")) == ["a", "b"]  # a cold start: as configured
+    assert order(mirror("a", 0.3), mirror("b", 0.2)) == ["a", "b"]  # alike: as configured
+    assert order(mirror("a", 0.3), mirror("b", 0.1)) == ["b", "a"]  # under half: ahead
+    assert order(mirror("a", 0.3), mirror("b")) == ["b", "a"]  # a is slow: b gets measured
+    assert order(mirror("a", 0.05), mirror("b")) == ["a", "b"]  # a is fast: no need
+    assert order(mirror("a", 0.3, open_=True), mirror("b", 0.4), mirror("c", 0.1)) == [
+        "a", "c", "b"
+    ]  # fmt: skip

@@ -385,7 +385,7 @@ async def test_a_mirror_that_hangs_costs_one_hedge_delay_not_a_timeout() -> None
                  timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
     net.answers["https://a.test/simple/demo/"] = hang(30)
     net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
-    up = client(cfg, net)
+    up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
     started = time.monotonic()
     found = await ask(up, cfg)
     took = time.monotonic() - started
@@ -402,24 +402,26 @@ async def test_a_slow_but_steady_mirror_is_not_hedged() -> None:
     cfg = config("https://a.test/simple/", "https://b.test/simple/",
                  timeouts={"connect": 1, "first_byte": 30, "stall": 30},
                  mirrors={"order": "configured"})  # fmt: skip
-    net.answers["https://a.test/simple/demo/"] = slowly(0.3, ("demo-1.0.tar.gz", SHA))
+    clock = Clock()
+    net.answers["https://a.test/simple/demo/"] = slowly(clock, 3.0, ("demo-1.0.tar.gz", SHA))
     net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
-    # A real clock: the hedge delay follows the times measured with it.
-    up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
+    up = client(cfg, net, clock)
     for _ in range(8):
         found = await ask(up, cfg)
         assert found is not None and found.source == "https://a.test/simple/"
-    assert "b.test" not in net.hosts()  # waited for past its usual 0.3 s, every time
-    assert 450 <= (up.reports()["pypi"][0].hedge_after_ms or 0) < 600
+    assert "b.test" not in net.hosts()  # 0.15 s each, never past its hedge delay
+    assert up.reports()["pypi"][0].hedge_after_ms == 2000  # 1.5 x 3 s, at most the ceiling
     await up.aclose()
 
 
-def slowly(seconds: float, *files: tuple[str, str | None]) -> Answer:
-    """A project page, after `seconds`."""
+def slowly(clock: Clock, seconds: float, *files: tuple[str, str | None]) -> Answer:
+    """A project page that takes `seconds` on `clock` (which times the mirror's answers)
+    and a twentieth of that in fact: a loaded machine cannot make it late."""
     answer = project_json(*files)
 
     async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(seconds)
+        clock.now += seconds
+        await asyncio.sleep(seconds / 20)
         response = answer(request)
         return await response if isinstance(response, Awaitable) else response
 
@@ -432,9 +434,10 @@ async def test_a_clearly_faster_mirror_is_preferred_unless_the_order_is_fixed() 
         cfg = config("https://a.test/simple/", "https://b.test/simple/",
                      timeouts={"connect": 1, "first_byte": 30, "stall": 30},
                      mirrors={"order": order})  # fmt: skip
-        net.answers["https://a.test/simple/demo/"] = slowly(0.3, ("demo-1.0.tar.gz", SHA))
+        clock = Clock()
+        net.answers["https://a.test/simple/demo/"] = slowly(clock, 0.3, ("demo-1.0.tar.gz", SHA))
         net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
-        up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
+        up = client(cfg, net, clock)
         await ask(up, cfg)  # a, the first configured, is measured: 0.3 s
         await ask(up, cfg)  # measured order: b, not measured yet, is tried; it is fast
         net.requests.clear()
@@ -442,3 +445,50 @@ async def test_a_clearly_faster_mirror_is_preferred_unless_the_order_is_fixed() 
             await ask(up, cfg)
         assert net.hosts() == [expected] * 3
         await up.aclose()
+
+
+async def test_a_mirror_asked_as_a_hedge_is_not_counted_when_the_first_answers() -> None:
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/",
+                 timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
+    net.answers["https://a.test/simple/demo/"] = slowly(Clock(), 24, ("demo-1.0.tar.gz", SHA))
+    net.answers["https://b.test/simple/demo/"] = hang(30)  # asked at 1 s; a answers at 1.2 s
+    up = UpstreamClient(cfg, clock=time.monotonic, transport=httpx.MockTransport(net.handle))
+    found = await ask(up, cfg)
+    assert found is not None and found.source == "https://a.test/simple/"
+    assert "b.test" in net.hosts()
+    assert [r.consecutive_failures for r in up.reports()["pypi"]] == [0, 0]
+    await up.aclose()
+
+
+async def test_a_mirror_whose_headers_are_in_is_not_hedged_while_its_body_comes() -> None:
+    net = Net()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/",
+                 timeouts={"connect": 1, "first_byte": 30, "stall": 30})  # fmt: skip
+    page = b'{"meta": {"api-version": "1.1"}, "files": []}'
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield page[:10]
+        await asyncio.sleep(1.5)  # past the cold hedge delay
+        yield page[10:]
+
+    net.answers["https://a.test/simple/demo/"] = lambda _: httpx.Response(200, content=slow_body())
+    net.answers["https://b.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net)
+    found = await ask(up, cfg)
+    assert found is not None and found.source == "https://a.test/simple/"
+    assert "b.test" not in net.hosts()
+    await up.aclose()
+
+
+async def test_an_open_mirror_s_probe_is_claimed_only_when_it_is_asked() -> None:
+    net, clock = Net(), Clock()
+    cfg = config("https://a.test/simple/", "https://b.test/simple/")
+    net.answers["https://a.test/simple/demo/"] = project_json(("demo-1.0.tar.gz", SHA))
+    up = client(cfg, net, clock)
+    _, b = up.mirrors.of(cfg.upstreams[0])
+    up.mirrors.failed(b, "down", severe=True)  # open, its probe due at once below
+    clock.now = b.next_probe
+    await ask(up, cfg)  # a answers at once: b is never asked
+    assert up.mirrors.could_use(b) and b.next_probe == clock.now  # its probe still due
+    await up.aclose()
