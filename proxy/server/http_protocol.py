@@ -26,11 +26,17 @@ import h11
 from starlette.types import Message
 from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
+from .responses import BodyCut
+
 log = logging.getLogger("pypi_proxy.files")
 
 PATHSEND = "http.response.pathsend"
-# Bytes handed to `sendfile` at a time: each piece must leave within the send timeout.
-PIECE = 8 * 2**20
+# Bytes handed to `sendfile` at a time: each piece must leave within the send timeout, so a
+# client must take at least this much per timeout (1 MiB a minute, as bundled).
+PIECE = 2**20
+# Where the kernel has no sendfile (Windows), the extension is not offered: starlette then
+# sends the file in chunks.
+SENDFILE = hasattr(os, "sendfile")
 
 
 class ProxyProtocol(H11Protocol):
@@ -53,13 +59,15 @@ class ProxyProtocol(H11Protocol):
     def handle_events(self) -> None:
         before = self.cycle
         super().handle_events()
-        if self.cycle is not before and self.cycle is not None:  # a request began
+        if SENDFILE and self.cycle is not before and self.cycle is not None:  # a request began
             # Its task has not run yet: it sees the extension, and this `send`.
             self.scope.setdefault("extensions", {})[PATHSEND] = {}
             cycle = self.cycle
             cycle.send = partial(_send, cycle, cycle.send, self._send_timeout)  # type: ignore[method-assign]
         if self.conn.their_state is not h11.IDLE:  # the request's headers are in
             self._disarm()
+        elif self._header_timer is None and not self.transport.is_closing():
+            self._arm()  # waiting for a request again (an answer ended before its body did)
 
     def on_response_complete(self) -> None:
         self._arm()  # first: a pipelined request is read right away, and disarms it
@@ -75,6 +83,7 @@ class ProxyProtocol(H11Protocol):
             self._header_timer = None
 
     def _late(self) -> None:
+        self._header_timer = None  # fired: `handle_events` arms another once a request is due
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.transport.close()
 
@@ -93,20 +102,18 @@ async def _send(cycle: RequestResponseCycle, send: Any, timeout: float, message:
     if message["type"] != PATHSEND:
         await send(message)
         return
-    if cycle.flow.write_paused and not cycle.disconnected:
-        await cycle.flow.drain()
-    if cycle.disconnected or cycle.response_complete:
-        return
-    with open(message["path"], "rb") as file:
-        if cycle.scope["method"] != "HEAD":
-            size = os.fstat(file.fileno()).st_size
-            body = h11.Data(data=cast(bytes, _WholeFile(size)))  # h11 passes it through
-            for piece in cycle.conn.send_with_data_passthrough(body) or ():
-                if isinstance(piece, _WholeFile):
-                    await _sendfile(cycle.transport, file, size, timeout)
-                    log.debug("sent %s with sendfile (%d bytes)", message["path"], size)
-                else:
-                    cycle.transport.write(piece)
+    try:
+        if cycle.flow.write_paused and not cycle.disconnected:
+            with anyio.fail_after(timeout):
+                await cycle.flow.drain()
+        if cycle.disconnected or cycle.response_complete:
+            return
+        with open(message["path"], "rb") as file:
+            if cycle.scope["method"] != "HEAD":
+                await _send_body(cycle, file, timeout)
+    except (OSError, TimeoutError) as exc:  # gone, not reading, or the file evicted
+        cycle.transport.abort()
+        raise BodyCut(f"{message['path']}: {exc or 'the client took nothing in time'}") from None
     cycle.response_complete = True
     cycle.message_event.set()
     cycle.transport.write(cycle.conn.send(h11.EndOfMessage()))
@@ -116,17 +123,33 @@ async def _send(cycle: RequestResponseCycle, send: Any, timeout: float, message:
     cycle.on_response()
 
 
-async def _sendfile(transport: asyncio.Transport, file: Any, size: int, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    offset = 0
-    while offset < size:
-        count = min(PIECE, size - offset)
-        try:
+async def _send_body(cycle: RequestResponseCycle, file: Any, timeout: float) -> None:
+    size = os.fstat(file.fileno()).st_size
+    body = h11.Data(data=cast(bytes, _WholeFile(size)))  # h11 passes it through
+    for piece in cycle.conn.send_with_data_passthrough(body) or ():
+        if not isinstance(piece, _WholeFile):
+            cycle.transport.write(piece)
+            continue
+        offset = 0
+        while offset < size:
             with anyio.fail_after(timeout):
-                sent = await loop.sendfile(transport, file, offset, count)
-        except TimeoutError:
-            transport.close()
-            raise ConnectionError(f"the client took nothing for {timeout:g} s") from None
-        if not sent:
-            raise ConnectionError("the client is gone")
-        offset += sent
+                offset += await _piece(cycle, file, offset, min(PIECE, size - offset))
+        log.debug("sent %s with sendfile (%d bytes)", file.name, size)
+
+
+async def _piece(cycle: RequestResponseCycle, file: Any, offset: int, count: int) -> int:
+    """Send `count` bytes from `offset`: by the kernel, or copied where the event loop has
+    no sendfile for this transport (uvloop, TLS); how many went."""
+    try:
+        sent = await asyncio.get_running_loop().sendfile(
+            cycle.transport, file, offset, count, fallback=False
+        )
+    except (asyncio.SendfileNotAvailableError, NotImplementedError):
+        file.seek(offset)
+        cycle.transport.write(file.read(count))
+        if cycle.flow.write_paused:
+            await cycle.flow.drain()
+        return count
+    if not sent:
+        raise ConnectionError("the client is gone")
+    return int(sent)

@@ -4,7 +4,6 @@ of the access log (status, body bytes sent, duration, cache result, client addre
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -43,17 +42,21 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status, cache, sent = 0, "", 0
+        status, cache, sent, length = 0, "", 0, 0
 
         async def observed_send(message: Message) -> None:
-            nonlocal status, cache, sent
+            nonlocal status, cache, sent, length
             if message["type"] == "http.response.start":
                 status = message["status"]
-                cache = dict(message.get("headers", [])).get(b"x-cache", b"").decode()
+                headers = dict(message.get("headers", []))
+                cache = headers.get(b"x-cache", b"").decode()
+                length = int(headers.get(b"content-length", b"0") or 0)
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             elif message["type"] == "http.response.pathsend" and scope["method"] != "HEAD":
-                sent += os.stat(message["path"]).st_size  # sent by the server's sendfile
+                await send(message)  # the server's sendfile: all of it, or a cut (raised)
+                sent += length
+                return
             await send(message)
 
         try:

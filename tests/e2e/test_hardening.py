@@ -232,3 +232,25 @@ def test_a_full_connection_pool_is_no_mirror_failure(world: World) -> None:
         gate.set()
         download.join(timeout=30)
         assert httpx.get(f"{base}/simple/tinylib/", timeout=10).status_code == 200
+
+
+def test_the_header_deadline_holds_after_an_answer_that_came_before_its_request_ended(
+    world: World, tmp_path: Path
+) -> None:
+    """A 405 goes out while the POST's body is still coming; the next request on the
+    connection has the header deadline all the same."""
+    config = config_of(world, timeouts={"client_header": "1s"})
+    with proxy_process(config, tmp_path) as (_, base):
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /simple/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+            time.sleep(1.5)  # answered (405) meanwhile; the body not sent yet
+            sock.sendall(b"body" + b"GET /simple/ HTTP/1.1\r\n")
+            started = time.monotonic()
+            for _ in range(12):  # the next request's headers, a byte now and then
+                time.sleep(0.3)
+                try:
+                    sock.sendall(b"X")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            assert closed_within(sock, 1) and time.monotonic() - started < 3.5

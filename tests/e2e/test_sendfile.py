@@ -62,3 +62,35 @@ def test_a_cached_file_goes_by_sendfile_with_range_and_if_range_as_before(
     assert text.count("with sendfile") == 2  # the two whole hits; ranges took the other path
     hits = [line for line in text.splitlines() if "pypi_proxy.access" in line and " HIT" in line]
     assert any(f" 200 {HUGE.size} " in line for line in hits)
+
+
+def test_a_client_reading_slowly_but_steadily_is_not_cut(world: World, tmp_path: Path) -> None:
+    """The send deadline is for a client that takes nothing, not for one that reads at a few
+    MB/s: each piece handed to sendfile is small enough to leave within it."""
+    world.mirror.add(HUGE)
+    config = world.config()
+    data = {
+        "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
+        "cache": {"dir": str(world.cache_dir)},
+        "timeouts": {"client_send": "1s"},
+    }
+    with proxy_process(data, tmp_path) as (_, base):
+        url = f"{base}/files/hugepkg/{HUGE.filename}"
+        assert len(httpx.get(url, timeout=30).content) == HUGE.size  # cached
+        host, port = base.removeprefix("http://").split(":")
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        reader.connect((host, int(port)))
+        with reader:
+            reader.sendall(
+                f"GET /files/hugepkg/{HUGE.filename} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            reader.settimeout(10)
+            received = b""
+            while len(received) < HUGE.size + 200:
+                chunk = reader.recv(64 * 1024)  # about 3 MB/s
+                if not chunk:
+                    break
+                received += chunk
+                time.sleep(0.02)
+    assert received.endswith(HUGE.content)
