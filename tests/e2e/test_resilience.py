@@ -193,9 +193,10 @@ def test_with_the_first_mirror_hanging_the_circuit_keeps_an_install_fast(
                                 "tinydep", "bigpkg")  # fmt: skip
             took = time.monotonic() - started
     assert set(installed) == {"tinyapp", "tinylib", "metapkg", "tinydep", "bigpkg"}
-    # Each page it was asked for was hedged after about a second, and counted against it:
-    # after three (circuit.failures), its circuit was open and it was not asked again.
-    assert world.mirror.count(lambda r: r.kind == "page") == 3
+    # A page it was asked for was hedged after about a second, counted against it and
+    # measured: the second mirror, clearly faster, is asked first from then on (and after
+    # three such losses at most, circuit.failures, its circuit would be open).
+    assert 1 <= world.mirror.count(lambda r: r.kind == "page") <= 3
     print(f"\n5 pages, first mirror hanging, {timeout} s first-byte timeout: {took:.1f} s")
     assert took < 3 * timeout
 
