@@ -5,9 +5,9 @@ the ASGI `http.response.pathsend` extension, answered with the kernel's `sendfil
   opened or its last answer ended), as nginx's `client_header_timeout`: one that dribbles
   them is closed.
 - A cached file (starlette's `FileResponse` sends `pathsend` when the server offers it) goes
-  from the page cache to the socket without passing through Python, in pieces each of which
-  the client must take within `send_timeout` (else the connection is closed, as a client
-  that stops reading is cut off on every other path). Ranges still take the chunked path.
+  from the page cache to the socket by the kernel's sendfile, never through Python, in
+  pieces the client must take in time (see `_sendfile`; one that stops reading is cut off,
+  as on every other path). Ranges still take the chunked path.
 
 uvicorn has no hook for either (its pathsend pull request is unmerged), so this subclasses
 its protocol and gives each request cycle a `send` that knows `pathsend`.
@@ -30,10 +30,9 @@ from .responses import BodyCut
 
 log = logging.getLogger("pypi_proxy.files")
 
+PIECE, MAX_PIECE = 2**20, 8 * 2**20  # bytes handed to sendfile at a time (see `_sendfile`)
+
 PATHSEND = "http.response.pathsend"
-# Bytes handed to `sendfile` at a time: each piece must leave within the send timeout, so a
-# client must take at least this much per timeout (1 MiB a minute, as bundled).
-PIECE = 2**20
 # Where the kernel has no sendfile (Windows), the extension is not offered: starlette then
 # sends the file in chunks.
 SENDFILE = hasattr(os, "sendfile")
@@ -50,6 +49,13 @@ class ProxyProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # asyncio's own loop sends a plain socket's files by the kernel; elsewhere (uvloop,
+        # TLS, Windows) starlette's chunks do.
+        self._sendfile = (
+            SENDFILE
+            and isinstance(self.loop, asyncio.SelectorEventLoop)
+            and transport.get_extra_info("sslcontext") is None
+        )
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -59,7 +65,7 @@ class ProxyProtocol(H11Protocol):
     def handle_events(self) -> None:
         before = self.cycle
         super().handle_events()
-        if SENDFILE and self.cycle is not before and self.cycle is not None:  # a request began
+        if self._sendfile and self.cycle is not before and self.cycle is not None:  # a request
             # Its task has not run yet: it sees the extension, and this `send`.
             self.scope.setdefault("extensions", {})[PATHSEND] = {}
             cycle = self.cycle
@@ -111,7 +117,9 @@ async def _send(cycle: RequestResponseCycle, send: Any, timeout: float, message:
         with open(message["path"], "rb") as file:
             if cycle.scope["method"] != "HEAD":
                 await _send_body(cycle, file, timeout)
-    except (OSError, TimeoutError) as exc:  # gone, not reading, or the file evicted
+    # Gone, not reading, or the file evicted (SendfileNotAvailableError: sendfile failed at
+    # once, which on a plain socket means the client left).
+    except (OSError, TimeoutError, asyncio.SendfileNotAvailableError) as exc:
         cycle.transport.abort()
         raise BodyCut(f"{message['path']}: {exc or 'the client took nothing in time'}") from None
     cycle.response_complete = True
@@ -126,30 +134,30 @@ async def _send(cycle: RequestResponseCycle, send: Any, timeout: float, message:
 async def _send_body(cycle: RequestResponseCycle, file: Any, timeout: float) -> None:
     size = os.fstat(file.fileno()).st_size
     body = h11.Data(data=cast(bytes, _WholeFile(size)))  # h11 passes it through
-    for piece in cycle.conn.send_with_data_passthrough(body) or ():
-        if not isinstance(piece, _WholeFile):
-            cycle.transport.write(piece)
-            continue
-        offset = 0
-        while offset < size:
-            with anyio.fail_after(timeout):
-                offset += await _piece(cycle, file, offset, min(PIECE, size - offset))
-        log.debug("sent %s with sendfile (%d bytes)", file.name, size)
+    for part in cycle.conn.send_with_data_passthrough(body) or ():
+        if isinstance(part, _WholeFile):
+            await _sendfile(cycle.transport, file, size, timeout)
+            log.debug("sent %s with sendfile (%d bytes)", file.name, size)
+        else:
+            cycle.transport.write(part)
 
 
-async def _piece(cycle: RequestResponseCycle, file: Any, offset: int, count: int) -> int:
-    """Send `count` bytes from `offset`: by the kernel, or copied where the event loop has
-    no sendfile for this transport (uvloop, TLS); how many went."""
-    try:
-        sent = await asyncio.get_running_loop().sendfile(
-            cycle.transport, file, offset, count, fallback=False
-        )
-    except (asyncio.SendfileNotAvailableError, NotImplementedError):
-        file.seek(offset)
-        cycle.transport.write(file.read(count))
-        if cycle.flow.write_paused:
-            await cycle.flow.drain()
-        return count
-    if not sent:
-        raise ConnectionError("the client is gone")
-    return int(sent)
+async def _sendfile(transport: asyncio.Transport, file: Any, size: int, timeout: float) -> None:
+    """The file by the kernel, in pieces: a client must take `PIECE` bytes per `timeout`
+    (nginx's `send_timeout`, as a rate). Pieces grow while the client takes them fast, since
+    each costs the event loop a few steps, and their deadline with them: a client that stops
+    reading is cut off after `timeout` at a small piece, a few times that at the largest."""
+    loop, offset, piece = asyncio.get_running_loop(), 0, PIECE
+    while offset < size:
+        started = loop.time()
+        count = min(piece, size - offset)
+        with anyio.fail_after(timeout * piece / PIECE):
+            sent = await loop.sendfile(transport, file, offset, count, fallback=False)
+        if not sent:
+            raise ConnectionError("the client is gone")
+        offset += sent
+        took = loop.time() - started
+        if took < timeout / 8:
+            piece = min(piece * 2, MAX_PIECE)
+        elif took > timeout / 2:
+            piece = max(piece // 2, PIECE)
