@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from support.process import proxy_process
@@ -56,14 +55,17 @@ def test_a_login_page_is_not_cached_as_a_project_without_files(world: World) -> 
 # -- deadlines for clients ------------------------------------------------------------------
 
 
-def config_of(world: World, **more: Any) -> dict[str, Any]:
-    """The world's config as YAML data, for a proxy process of its own."""
-    config = world.config()
-    return {
-        "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
-        "cache": {"dir": str(world.cache_dir)},
-        **more,
-    }
+def dribbled_and_cut(sock: socket.socket, bytes_: int) -> bool:
+    """Send a byte every 0.3 s (the connection never idle, the headers never done): whether
+    the server cut it off within a second of the last, and 3.5 s in all."""
+    started = time.monotonic()
+    for _ in range(bytes_):
+        time.sleep(0.3)
+        try:
+            sock.sendall(b"X")
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    return closed_within(sock, 1) and time.monotonic() - started < 3.5
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -80,19 +82,12 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 
 
 def test_a_client_dribbling_its_headers_is_cut_off(world: World, tmp_path: Path) -> None:
-    config = config_of(world, timeouts={"client_header": "1s"})
+    config = world.settings(timeouts={"client_header": "1s"})
     with proxy_process(config, tmp_path) as (_, base):
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as sock:
             sock.sendall(b"GET /simple/ HTTP/1.1\r\nHost: x\r\n")
-            started = time.monotonic()
-            for _ in range(10):  # a byte now and then: no idle connection, yet never done
-                time.sleep(0.3)
-                try:
-                    sock.sendall(b"X")
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-            assert closed_within(sock, 1) and time.monotonic() - started < 3.5
+            assert dribbled_and_cut(sock, 10)
         assert httpx.get(f"{base}/-/health", timeout=5).status_code == 200
 
 
@@ -141,7 +136,7 @@ def test_the_open_files_limit_is_raised_and_accept_errors_are_reported_once(
     world: World, tmp_path: Path
 ) -> None:
     log = tmp_path / "proxy.log"
-    with proxy_process(config_of(world), tmp_path, log=log, preexec=limit_open_files(100)) as (
+    with proxy_process(world.settings(), tmp_path, log=log, preexec=limit_open_files(100)) as (
         process,
         base,
     ):
@@ -169,7 +164,7 @@ def test_control_characters_from_requests_are_escaped_in_the_text_log(
     world: World, tmp_path: Path
 ) -> None:
     log = tmp_path / "proxy.log"
-    with proxy_process(config_of(world), tmp_path, log=log) as (_, base):
+    with proxy_process(world.settings(), tmp_path, log=log) as (_, base):
         forged = "/simple/x%0a2026-12-01 12:00:00,000 INFO pypi_proxy.access: forged%1b[2J/"
         httpx.get(base + forged, timeout=10)
     lines = log.read_text().splitlines()
@@ -239,18 +234,11 @@ def test_the_header_deadline_holds_after_an_answer_that_came_before_its_request_
 ) -> None:
     """A 405 goes out while the POST's body is still coming; the next request on the
     connection has the header deadline all the same."""
-    config = config_of(world, timeouts={"client_header": "1s"})
+    config = world.settings(timeouts={"client_header": "1s"})
     with proxy_process(config, tmp_path) as (_, base):
         host, port = base.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as sock:
             sock.sendall(b"POST /simple/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
             time.sleep(1.5)  # answered (405) meanwhile; the body not sent yet
             sock.sendall(b"body" + b"GET /simple/ HTTP/1.1\r\n")
-            started = time.monotonic()
-            for _ in range(12):  # the next request's headers, a byte now and then
-                time.sleep(0.3)
-                try:
-                    sock.sendall(b"X")
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-            assert closed_within(sock, 1) and time.monotonic() - started < 3.5
+            assert dribbled_and_cut(sock, 12)  # the next request's headers

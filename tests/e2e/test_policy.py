@@ -125,11 +125,7 @@ def test_files_listed_without_a_time_keep_the_one_first_given(world: World) -> N
 def test_workers_agree_on_a_first_listing_time(world: World, tmp_path: Path) -> None:
     from support.process import proxy_process
 
-    config = world.config()
-    data = {
-        "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
-        "cache": {"dir": str(world.cache_dir), "page_ttl": 0},
-    }
+    data = world.settings(cache={"dir": str(world.cache_dir), "page_ttl": 0})
     times: dict[int, set[str]] = {}  # worker pid -> the times it gave
     with proxy_process(data, tmp_path, "--workers", "2") as (_, base):
         deadline = time.monotonic() + 30

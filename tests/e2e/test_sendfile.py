@@ -19,12 +19,7 @@ def test_a_cached_file_goes_by_sendfile_with_range_and_if_range_as_before(
     world: World, tmp_path: Path
 ) -> None:
     world.mirror.add(HUGE)
-    config = world.config()
-    data = {
-        "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
-        "cache": {"dir": str(world.cache_dir)},
-        "timeouts": {"client_send": "1s"},
-    }
+    data = world.settings(timeouts={"client_send": "1s"})
     log = tmp_path / "proxy.log"
     with proxy_process(data, tmp_path, "--log-level", "debug", log=log) as (_, base):
         url = f"{base}/files/hugepkg/{HUGE.filename}"
@@ -68,12 +63,7 @@ def test_a_client_reading_slowly_but_steadily_is_not_cut(world: World, tmp_path:
     """The send deadline is for a client that takes nothing, not for one that reads at a few
     MB/s: each piece handed to sendfile is small enough to leave within it."""
     world.mirror.add(HUGE)
-    config = world.config()
-    data = {
-        "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in config.upstreams},
-        "cache": {"dir": str(world.cache_dir)},
-        "timeouts": {"client_send": "1s"},
-    }
+    data = world.settings(timeouts={"client_send": "1s"})
     with proxy_process(data, tmp_path) as (_, base):
         url = f"{base}/files/hugepkg/{HUGE.filename}"
         assert len(httpx.get(url, timeout=30).content) == HUGE.size  # cached

@@ -60,6 +60,15 @@ class World:
         data.update(overrides)
         return parse_config(data)
 
+    def settings(self, **more: Any) -> dict[str, Any]:
+        """The world's upstreams and cache as YAML data, for a proxy process of its own."""
+        upstreams = self.config().upstreams
+        return {
+            "upstreams": {u.name: {"mirrors": list(u.mirrors)} for u in upstreams},
+            "cache": {"dir": str(self.cache_dir)},
+            **more,
+        }
+
     def cached_files(self) -> set[str]:
         """Names (sha256s) of the files in the proxy's store."""
         return {p.name for p in (self.cache_dir / "files").rglob("*") if p.is_file()}
