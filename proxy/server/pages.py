@@ -11,31 +11,28 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 import anyio
 
 from ..core.config import Config, Index, Upstream
-from ..core.model import CacheResult, FileLink, FileOrigin, NormalizedName, ProjectPage
-from ..core.policy import PolicyKey
+from ..core.model import CacheResult, FileLink, NormalizedName, ProjectPage
 from ..core.render import Format, Rendered, render_project
 from ..core.routing import route_for, union
 from .errors import UpstreamError
 from .flight import SingleFlight
 from .index_db import IndexDB
+from .page_entries import Entry, Found, ProjectFound, Shown
 from .screening import PageScreen
 
 log = logging.getLogger("pypi_proxy.pages")
 
 T = TypeVar("T")
-R = TypeVar("R")
 NEGATIVE_TTL = 60.0
-# What an entry's value takes in memory, roughly: per file of a page, per name of a root.
-_FILE_BYTES, _NAME_BYTES = 600, 80
 
 
 class PageSource(Protocol):
@@ -46,87 +43,6 @@ class PageSource(Protocol):
     ) -> ProjectPage | None: ...
 
     async def project_names(self, upstream: Upstream) -> set[NormalizedName]: ...
-
-
-@dataclass
-class Entry(Generic[T]):
-    value: T
-    fetched: float  # wall-clock time: entries outlive the process
-    # Per key (a format, and the policy it is screened with): the version of what else went
-    # into it (the lessons, the policy's state), and the render.
-    renders: dict[Hashable, tuple[Hashable, Any]] = field(default_factory=dict)
-    rendered_bytes: int = 0
-
-    @property
-    def weight(self) -> int:
-        """Bytes it holds, roughly: its value and its renders."""
-        value = self.value
-        if isinstance(value, ProjectPage):
-            held = _FILE_BYTES * len(value.files)
-        else:
-            held = _NAME_BYTES * len(value) if isinstance(value, set) else 0
-        return held + self.rendered_bytes
-
-    async def rendered(
-        self, key: Hashable, render: Callable[[T], R], version: Hashable = None
-    ) -> R:
-        """What `render` makes of the value, once per `key`, and again when the `version` of
-        what else goes into it moves. Off the event loop: the index root of the official
-        index (700,000 names) takes a second to render."""
-        kept = self.renders.get(key)
-        if kept is None or kept[0] != version:
-            result = await anyio.to_thread.run_sync(render, self.value)
-            self.renders[key] = kept = (version, result)
-            self.rendered_bytes = sum(_bytes(r) for _, r in self.renders.values())
-        found: R = kept[1]
-        return found
-
-
-def _bytes(render: Any) -> int:
-    body = render.body if isinstance(render, Shown) else render
-    return len(body.body) if isinstance(body, Rendered) else 0
-
-
-@dataclass(frozen=True)
-class Shown:
-    """A project page's body as served, and what the policy left out of it."""
-
-    body: Rendered
-    hidden: Counter[PolicyKey] = field(default_factory=Counter)
-    audited: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Found(Generic[T]):
-    """A cached value, and how it was served."""
-
-    entry: Entry[T]
-    cache: CacheResult
-
-    @property
-    def value(self) -> T:
-        return self.entry.value
-
-
-@dataclass(frozen=True)
-class ProjectFound(Found[ProjectPage]):
-    """A project's page as served (merged, with the `union` strategy), and the upstream pages
-    it was made of, in priority order: where each of its files is to be fetched."""
-
-    origins: tuple[tuple[Upstream, ProjectPage], ...] = ()
-
-    def origin(self, filename: str) -> FileOrigin | None:
-        """Where the file of this name comes from; None if no page lists it."""
-        for upstream, page in self.origins:
-            link = page.file(filename)
-            if link is not None:
-                return FileOrigin(upstream, page, link)
-        return None
-
-    def group_of(self, filename: str) -> Upstream:
-        """The upstream group the file of this name comes from."""
-        origin = self.origin(filename)
-        return self.origins[0][0] if origin is None else origin.upstream
 
 
 @dataclass(frozen=True)
@@ -158,6 +74,8 @@ class PageCache:
     ) -> None:
         self._config = config
         self._memory_limit = config.limits.page_memory
+        self._weighed: dict[str, int] = {}  # key -> bytes its entry held when last weighed
+        self._held = 0  # their sum: kept as entries come, go and are rendered
         self._db = db
         self._source = source
         self._clock = clock
@@ -246,7 +164,7 @@ class PageCache:
         key = (fmt, screen.key if screen else None)
         version = (self._db.lessons(), screen.version if screen else None)
         shown = await found.entry.rendered(key, render, version)
-        self._trim()
+        self._reweigh(found.entry)
         return shown
 
     async def rendered_names(
@@ -257,7 +175,7 @@ class PageCache:
     ) -> Rendered:
         """An index root's body, as `render` makes it (once per `key`)."""
         body = await found.entry.rendered(key, render)
-        self._trim()
+        self._reweigh(found.entry)
         return body
 
     def _learned(self, link: FileLink) -> FileLink:
@@ -344,18 +262,24 @@ class PageCache:
         return None if stored is None else Entry(codec.decode(stored[1]), stored[0])
 
     def _remember(self, key: str, entry: Entry[Any]) -> None:
+        entry.key = key
         self._memory[key] = entry
         self._memory.move_to_end(key)
-        self._trim()
+        self._reweigh(entry)
 
     def memory(self) -> int:
         """Bytes the entries kept in memory hold, roughly."""
-        return sum(entry.weight for entry in self._memory.values())
+        return self._held
 
-    def _trim(self) -> None:
-        """The least recently used entries out, while over `limits.page_memory` (the entry
-        in use stays: it is being served)."""
-        held = self.memory()
-        while held > self._memory_limit and len(self._memory) > 1:
-            _, entry = self._memory.popitem(last=False)
-            held -= entry.weight
+    def _reweigh(self, entry: Entry[Any]) -> None:
+        """Count what the entry holds now (one kept here: another may have replaced it), and
+        let the least recently used entries go while over `limits.page_memory` (the newest
+        stays: it is being served)."""
+        if self._memory.get(entry.key) is not entry:
+            return
+        weight = entry.weight
+        self._held += weight - self._weighed.get(entry.key, 0)
+        self._weighed[entry.key] = weight
+        while self._held > self._memory_limit and len(self._memory) > 1:
+            key, _ = self._memory.popitem(last=False)
+            self._held -= self._weighed.pop(key, 0)

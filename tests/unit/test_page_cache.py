@@ -21,7 +21,8 @@ from proxy.core.policy import Screened
 from proxy.core.render import Format
 from proxy.server.errors import UpstreamError
 from proxy.server.index_db import IndexDB
-from proxy.server.pages import PageCache, ProjectFound
+from proxy.server.page_entries import ProjectFound
+from proxy.server.pages import PageCache
 from proxy.server.screening import PageScreen
 
 pytestmark = pytest.mark.anyio
