@@ -1,4 +1,5 @@
-"""Upstream bodies (PEP 503 HTML or PEP 691 JSON) into the model.
+"""Upstream bodies (PEP 503 HTML or PEP 691 JSON) into the model: the entry points, and the
+JSON (HTML is `parse_html`).
 
 Every function takes the body and the URL it was finally served from (after redirects), since
 relative links are only meaningful against that URL. The format is sniffed from the body:
@@ -10,29 +11,40 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import posixpath
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
 
-from .html_tags import Attributes, tags
 from .model import (
     FileLink,
     InvalidName,
     NormalizedName,
     ProjectPage,
-    ProjectStatus,
     Yanked,
     name_and_version,
     normalize,
 )
+from .parse_html import html_document, parse_html_page
+from .parse_values import (
+    ParseError,
+    decode,
+    filename_from_url,
+    http_url,
+    is_plain_filename,
+    project_status,
+    strip_fragment,
+    urls,
+    valid_sha256,
+)
 from .units import upload_time
 
-
-class ParseError(ValueError):
-    """An upstream body that is not a simple index page."""
+__all__ = [
+    "ParseError",
+    "is_json",
+    "parse_flat_listing",
+    "parse_project_list",
+    "parse_project_page",
+]
 
 
 def is_json(body: bytes) -> bool:
@@ -50,7 +62,7 @@ def parse_project_page(
     if is_json(body):
         page = _parse_json_page(name, body, url, max_links)
     else:
-        page = _parse_html_page(name, body, url, max_links)
+        page = parse_html_page(name, body, url, max_links)
     files: dict[str, FileLink] = {}
     for link in page.files:
         # A filename listed twice (some mirrors do) keeps its first entry, as pip would.
@@ -64,7 +76,7 @@ def parse_flat_listing(
     """A find-links page (links to every file of every project) as project pages, each
     file's project taken from its filename."""
     files: dict[NormalizedName, dict[str, FileLink]] = {}
-    for link in _html_document(body, url, max_links).links:
+    for link in html_document(body, url, max_links).links:
         parsed = name_and_version(link.filename)
         if parsed is not None:
             files.setdefault(parsed[0], {}).setdefault(link.filename, link)
@@ -81,7 +93,7 @@ def parse_project_list(body: bytes) -> set[NormalizedName]:
             for p in _expect(data.get("projects"), list, "projects")
         )
     else:
-        text = _decode(body)
+        text = decode(body)
         candidates = (html.unescape(m) for m in _ANCHOR_TEXT.findall(text))
     names = set()
     for candidate in candidates:
@@ -119,15 +131,15 @@ def _parse_json_page(name: NormalizedName, body: bytes, url: str, max_links: int
     entries = _expect(data.get("files"), list, "files")
     if len(entries) > max_links:
         raise ParseError(f"{len(entries):,} files: more than the {max_links:,} a page may list")
-    meta, status = data.get("meta"), data.get("project-status")
+    meta, said = data.get("meta"), data.get("project-status")
     meta = meta if isinstance(meta, dict) else {}
-    status = status if isinstance(status, dict) else {}
+    said = said if isinstance(said, dict) else {}
     return ProjectPage(
         name,
         tuple(link for entry in entries if (link := _json_link(entry, url)) is not None),
-        status=_status(status.get("status"), status.get("reason")),
-        tracks=_urls(meta.get("tracks"), url),
-        alternate_locations=_urls(data.get("alternate-locations"), url),
+        status=project_status(said.get("status"), said.get("reason")),
+        tracks=urls(meta.get("tracks"), url),
+        alternate_locations=urls(data.get("alternate-locations"), url),
     )
 
 
@@ -148,25 +160,25 @@ def _json_link(entry: Any, url: str) -> FileLink | None:
     )
     if not typed:
         return None
-    file_url = _http_url(url, entry["url"])
+    file_url = http_url(url, entry["url"])
     if file_url is None:
         return None
-    filename = entry.get("filename") or _filename_from_url(file_url)
-    if not _is_plain_filename(filename):
+    filename = entry.get("filename") or filename_from_url(file_url)
+    if not is_plain_filename(filename):
         return None
     metadata = entry.get("core-metadata", entry.get("dist-info-metadata"))
     provenance = entry.get("provenance")
     return FileLink(
         filename=filename,
-        url=_strip_fragment(file_url),
-        sha256=_valid_sha256(hashes.get("sha256")),
+        url=strip_fragment(file_url),
+        sha256=valid_sha256(hashes.get("sha256")),
         requires_python=entry.get("requires-python") or None,
         yanked=_json_yanked(entry.get("yanked", False)),
         size=size if size is not None and size >= 0 else None,
         # One that cannot be read is none at all: the proxy then gives the file its own.
         upload_time=entry.get("upload-time") if upload_time(entry.get("upload-time")) else None,
         metadata_sha256=_json_metadata(metadata),
-        provenance=_http_url(url, provenance) if provenance else None,
+        provenance=http_url(url, provenance) if provenance else None,
     )
 
 
@@ -182,149 +194,5 @@ def _json_yanked(value: Any) -> Yanked:
 
 def _json_metadata(value: Any) -> str | None:
     if isinstance(value, dict):
-        return _valid_sha256(value.get("sha256")) or ""
+        return valid_sha256(value.get("sha256")) or ""
     return "" if value is True else None
-
-
-def _status(status: Any, reason: Any) -> ProjectStatus | None:
-    if not isinstance(status, str) or not status:
-        return None
-    return ProjectStatus(status, reason if isinstance(reason, str) and reason else None)
-
-
-def _urls(values: Any, base: str) -> tuple[str, ...]:
-    if not isinstance(values, list):
-        return ()
-    joined = (_http_url(base, v) for v in values if isinstance(v, str))
-    return tuple(u for u in joined if u)
-
-
-def _http_url(base: str, href: str) -> str | None:
-    """`href` made absolute against `base`, if it is an http(s) URL at all (a malformed one,
-    such as `http://[::1`, is dropped alone)."""
-    try:
-        url = urljoin(base, href)
-        return url if urlsplit(url).scheme in ("http", "https") else None
-    except ValueError:
-        return None
-
-
-# -- PEP 503 HTML -------------------------------------------------------------------------
-
-
-def _decode(body: bytes) -> str:
-    # Strict: index pages are ASCII in practice, so a byte that is not UTF-8 is a body
-    # damaged on the way, and another mirror should be asked.
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"not UTF-8: {exc}") from None
-
-
-@dataclass(frozen=True)
-class _HtmlDocument:
-    links: list[FileLink]
-    meta: dict[str, list[str]]  # <meta name=... content=...>, by name
-
-
-def _html_document(body: bytes, url: str, max_links: int) -> _HtmlDocument:
-    anchors: list[Attributes] = []
-    meta: dict[str, list[str]] = {}
-    base: str | None = None
-    for tag, attrs in tags(_decode(body)):
-        if tag == "a":
-            if len(anchors) == max_links:
-                raise ParseError(f"more than the {max_links:,} links a page may list")
-            anchors.append(attrs)
-        elif tag == "base" and base is None:
-            base = attrs.get("href")
-        elif tag == "meta" and "name" in attrs:
-            meta.setdefault(attrs["name"].lower(), []).append(attrs.get("content", ""))
-    base_url = (_http_url(url, base) or url) if base else url
-    links = [link for attrs in anchors if (link := _html_link(attrs, base_url)) is not None]
-    return _HtmlDocument(links, meta)
-
-
-def _parse_html_page(name: NormalizedName, body: bytes, url: str, max_links: int) -> ProjectPage:
-    document = _html_document(body, url, max_links)
-    meta = document.meta
-    distributions = any(name_and_version(link.filename) for link in document.links)
-    if not distributions and "pypi:repository-version" not in meta:
-        # A project page without files still names its repository version; a 200 with
-        # neither is something else (a captive portal's login page, an error page), not a
-        # project without files.
-        raise ParseError("no links and no pypi:repository-version: not an index page")
-    statuses = meta.get("pypi:project-status", [])
-    reasons = meta.get("pypi:project-status-reason", [])
-    return ProjectPage(
-        name,
-        tuple(document.links),
-        status=_status(statuses[0], reasons[0] if reasons else None) if statuses else None,
-        tracks=_urls(meta.get("pypi:tracks"), url),
-        alternate_locations=_urls(meta.get("pypi:alternate-locations"), url),
-    )
-
-
-def _html_link(attrs: Attributes, base: str) -> FileLink | None:
-    href = attrs.get("href")
-    if not href:
-        return None
-    file_url = _http_url(base, href)
-    if file_url is None:
-        return None
-    filename = _filename_from_url(file_url)
-    if not _is_plain_filename(filename):
-        return None
-    fragment = dict(_fragment_pairs(file_url))
-    yanked = attrs.get("data-yanked")
-    metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-    provenance = attrs.get("data-provenance")
-    return FileLink(
-        filename=filename,
-        url=_strip_fragment(file_url),
-        sha256=_valid_sha256(fragment.get("sha256")),
-        requires_python=attrs.get("data-requires-python") or None,
-        # Present means yanked (PEP 592); an empty value is a yank without a reason.
-        yanked=False if yanked is None else (yanked or True),
-        metadata_sha256=_html_metadata(metadata),
-        provenance=_http_url(base, provenance) if provenance else None,
-    )
-
-
-def _html_metadata(value: str | None) -> str | None:
-    if value is None:
-        return None
-    algorithm, _, digest = value.partition("=")
-    return (_valid_sha256(digest) or "") if algorithm == "sha256" else ""
-
-
-def _filename_from_url(url: str) -> str:
-    return unquote(posixpath.basename(urlsplit(url).path))
-
-
-_UNSAFE_IN_FILENAME = re.compile(r"[/\\\x00-\x1f]")
-
-
-def _is_plain_filename(filename: str) -> bool:
-    return filename not in ("", ".", "..") and not _UNSAFE_IN_FILENAME.search(filename)
-
-
-def _strip_fragment(url: str) -> str:
-    return url.partition("#")[0]
-
-
-def _fragment_pairs(url: str) -> Iterable[tuple[str, str]]:
-    fragment = urlsplit(url).fragment
-    for part in fragment.split("&"):
-        key, sep, value = part.partition("=")
-        if sep:
-            yield key.lower(), value
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _valid_sha256(value: Any) -> str | None:
-    if isinstance(value, str) and _SHA256.fullmatch(value.lower()):
-        return value.lower()
-    return None
