@@ -74,6 +74,9 @@ class Faults:
     hang         accept the request and answer nothing until switched off or the client
                  leaves; ``FakeUpstream.close()`` ends the wait with a 503
     drip         sleep this many seconds between 64 KiB chunks
+    delay        wait this many seconds before answering each request (a far upstream)
+    rate         send each response's body at most this many bytes a second (a CDN's cap
+                 per connection)
     cut_after    announce the full Content-Length, then drop the connection after N body bytes
                  (no effect when the body is not longer than N)
     cut_times    cut only this many responses (then send whole bodies); None: every one
@@ -88,6 +91,8 @@ class Faults:
     retry_after: int | None = None
     hang: bool = False
     drip: float | None = None
+    delay: float | None = None
+    rate: float | None = None
     cut_after: int | None = None
     cut_times: int | None = None
     cuts: int = 0  # responses cut so far
@@ -329,6 +334,8 @@ class FakeUpstream:
         def stopped() -> bool:
             return gone.is_set() or self._closing.is_set()
 
+        if faults.delay:
+            await asyncio.sleep(faults.delay)
         if faults.hang:
             await _wait(lambda: not faults.hang or stopped())
             if gone.is_set():
@@ -600,6 +607,17 @@ async def _wait(condition: Callable[[], bool], timeout: float | None = None) -> 
     return True
 
 
+async def _hold(faults: Faults, stopped: Callable[[], bool]) -> None:
+    """What the faults make a body wait for between chunks."""
+    gate = faults.gate
+    if gate is not None:
+        await _wait(lambda: gate.is_set() or stopped())
+    if faults.drip:
+        await _wait(stopped, timeout=faults.drip)
+    if stopped():
+        raise UpstreamAbort("client gone or upstream closing")
+
+
 async def _send_reply(
     send: Send,
     reply: _Reply,
@@ -631,15 +649,12 @@ async def _send_reply(
     gate = faults.gate
     # With a gate, hold back at least half of the body even when it fits in one chunk.
     first_chunk = CHUNK if gate is None else min(CHUNK, max(1, len(body) // 2))
-    sent = 0
+    sent, started = 0, time.monotonic()
     while sent < limit:
+        if faults.rate:
+            await _wait(stopped, timeout=started + sent / faults.rate - time.monotonic())
         if sent:
-            if gate is not None:
-                await _wait(lambda: gate.is_set() or stopped())
-            if faults.drip:
-                await _wait(stopped, timeout=faults.drip)
-            if stopped():
-                raise UpstreamAbort("client gone or upstream closing")
+            await _hold(faults, stopped)
         end = min(limit, sent + (first_chunk if sent == 0 else CHUNK))
         await send({"type": "http.response.body", "body": body[sent:end], "more_body": True})
         sent = record.bytes_sent = end
