@@ -104,6 +104,10 @@ class Config:
     hedge_min: float = 0.25
     hedge_max: float = 2.0
     mirror_order: MirrorOrder = "measured"  # or "configured": strictly as listed
+    # A file of at least `segment_above` bytes, from a mirror that honours Range, comes as
+    # this many ranges at once (see `server.segmented`); 1: one stream for every file.
+    segments: int = 4
+    segment_above: int = 32 * 2**20
     client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
     client_send_timeout: float = 60.0  # for a client to take a piece of an answer
     ca_bundle: Path | None = None

@@ -76,6 +76,8 @@ SETTINGS = (
     Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
     Setting("links", "allow_private", "allow_private_links", read.boolean),
     Setting("mirrors", "order", "mirror_order", read.choice(MIRROR_ORDERS)),
+    Setting("downloads", "segments", "segments", read.whole_number),
+    Setting("downloads", "segment_above", "segment_above", read.size),
     Setting("circuit", "failures", "failures", read.whole_number),
     Setting("circuit", "probe_interval", "probe_interval", read.positive_duration),
     Setting("circuit", "max_probe_interval", "max_probe_interval", read.positive_duration),
@@ -85,6 +87,8 @@ SETTINGS = (
     Setting("limits", "metadata_size", "metadata_size", read.size),
     Setting("limits", "page_memory", "page_memory", read.size),
 )
+# Ranges of one file at once: more only add requests (CDNs answer many with 429).
+MAX_SEGMENTS = 16
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
 TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy"}
 # The keys of a `policy` (at the top level, in an index, in a route) and how each is read.
@@ -121,6 +125,8 @@ def parse_config(data: Any) -> Config:
         raise ConfigError("circuit.max_probe_interval: shorter than circuit.probe_interval")
     if values.get("hedge_max", Config.hedge_max) < values.get("hedge_min", Config.hedge_min):
         raise ConfigError("timeouts.hedge_max: shorter than timeouts.hedge_min")
+    if values.get("segments", 1) > MAX_SEGMENTS:
+        raise ConfigError(f"downloads.segments: at most {MAX_SEGMENTS}, got {values['segments']}")
     return Config(upstreams=upstreams, indexes=indexes, circuit=circuit, limits=limits, **values)
 
 

@@ -151,27 +151,62 @@ class BlobStore:
         return self.tmp / f"{_checked(key)}.part"
 
     def part_size(self, key: str) -> int | None:
+        """How much of a download is written from its start without a gap: the part file's
+        size, or the prefix a segmented download noted (it writes ahead at offsets)."""
+        try:
+            prefix = self._note(key, "prefix").read_text(encoding="ascii")
+            return int(prefix)
+        except FileNotFoundError:
+            pass
         try:
             return self.part(key).stat().st_size
         except FileNotFoundError:
             return None
 
+    def write_prefix(self, key: str, written: int | None) -> None:
+        """Note how far a segmented download is verified, for other processes to follow
+        (None: the part is written without a gap again, and its size says how far)."""
+        if written is None:
+            self._note(key, "prefix").unlink(missing_ok=True)
+            return
+        scratch = self._note(key, "prefix.new")
+        scratch.write_text(str(written), encoding="ascii")
+        os.replace(scratch, self._note(key, "prefix"))
+
+    def settle_part(self, key: str) -> None:
+        """Cut the part a segmented download left back to its noted prefix, so that whoever
+        takes the download over finds only bytes written without a gap."""
+        try:
+            prefix = int(self._note(key, "prefix").read_text(encoding="ascii"))
+        except FileNotFoundError:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(self.part(key), prefix)
+        self._note(key, "prefix").unlink()
+
     def write_size(self, key: str, size: int | None) -> None:
-        note = self.tmp / f"{_checked(key)}.size"
+        note = self._note(key, "size")
         note.write_text("" if size is None else str(size), encoding="ascii")
 
     def read_size(self, key: str) -> int | bool | None:
         """The expected size a download noted: an int, None (unknown), or False (no note
         yet: the download has not started)."""
         try:
-            text = (self.tmp / f"{_checked(key)}.size").read_text(encoding="ascii")
+            text = self._note(key, "size").read_text(encoding="ascii")
         except FileNotFoundError:
             return False
         return int(text) if text.isdigit() else None
 
     def discard_part(self, key: str) -> None:
         self.part(key).unlink(missing_ok=True)
-        (self.tmp / f"{_checked(key)}.size").unlink(missing_ok=True)
+        self._drop_notes(key)
+
+    def _note(self, key: str, kind: str) -> Path:
+        return self.tmp / f"{_checked(key)}.{kind}"
+
+    def _drop_notes(self, key: str) -> None:
+        for kind in ("size", "prefix"):
+            self._note(key, kind).unlink(missing_ok=True)
 
     def commit(self, key: str, sha256: str) -> Path:
         """Move a verified, fsynced part file to its final name."""
@@ -179,7 +214,7 @@ class BlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         existed = final.exists()
         _replace(self.part(key), final)
-        (self.tmp / f"{key}.size").unlink(missing_ok=True)
+        self._drop_notes(key)
         self._added(final, existed)
         return final
 
@@ -202,12 +237,13 @@ class BlobStore:
         process is still busy with."""
         removed = 0
         for leftover in self.tmp.iterdir():
+            key = leftover.name.partition(".")[0]  # <key>.part, .size, .prefix, .prefix.new
             if leftover.suffix == ".put":
                 if time.time() - leftover.stat().st_mtime > 60:
                     leftover.unlink(missing_ok=True)
-            elif _HEX64.fullmatch(leftover.stem) and locks.acquire(leftover.stem):
+            elif _HEX64.fullmatch(key) and locks.acquire(key):
                 leftover.unlink(missing_ok=True)
-                locks.release(leftover.stem)
+                locks.release(key)
                 removed += leftover.suffix == ".part"
         return removed
 

@@ -14,7 +14,9 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -27,12 +29,15 @@ from .fill import CHUNK, Fill, FillFailed
 from .index_db import IndexDB
 from .locks import FileLocks
 from .mirror_requests import UpstreamBody
+from .segmented import SegmentedDownload
 from .upstream import Source, UpstreamClient
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
 log = logging.getLogger("pypi_proxy.fill")
+
+Delivered = Source | SegmentedDownload  # who sent the bytes of a download
 
 # Requests one fill makes to a source that keeps breaking off, before it tries the next.
 ATTEMPTS_PER_SOURCE = 3
@@ -42,8 +47,15 @@ FOLLOW_INTERVAL = 0.05
 
 class CacheFiller:
     def __init__(
-        self, store: BlobStore, db: IndexDB, client: UpstreamClient, locks: FileLocks
+        self,
+        store: BlobStore,
+        db: IndexDB,
+        client: UpstreamClient,
+        locks: FileLocks,
+        segments: tuple[int, int] = (1, 0),
     ) -> None:
+        """`segments`: ranges fetched at once of a file of at least that many bytes."""
+        self._segments, self._segment_above = segments
         self._store = store
         self._db = db
         self._client = client
@@ -133,32 +145,54 @@ class CacheFiller:
         link, digest = origin.link, hashlib.sha256()
         # A part left by a process that died while downloading is taken over where it
         # stopped; one gone while we followed it means that download failed.
+        self._store.settle_part(fill.key)
         held = await anyio.to_thread.run_sync(_hash_into, digest, fill.part)
         if fill.written and held is None:
             raise FillFailed("the process downloading it gave up")
         fill.advance(held or 0)
-        with open(fill.part, "ab", buffering=0) as out:
-            mirror, url = await self._transfer(fill, out, digest, origin)
+        with _open_part(fill.part) as out:
+            delivered = await self._transfer(fill, out, digest, origin)
+            sha256 = digest.hexdigest()
+            repaired = link.sha256 not in (None, sha256) and await self._mismatch(
+                link, delivered, sha256
+            )
             await anyio.to_thread.run_sync(os.fsync, out.fileno())
-        sha256 = digest.hexdigest()
-        if link.sha256 is not None and sha256 != link.sha256:
-            self._corrupt.setdefault(link.sha256, set()).add(url)
-            self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
-            raise FillFailed(f"sha256 mismatch from {url}: got {sha256}")
         if link.sha256 is None:  # learned: pages list it with its hash from now on
             self._db.learn("sha256", link.url, sha256)
-        fill.commit(self._store.commit(fill.key, sha256))
-        self._corrupt.pop(sha256, None)
+        path = self._store.commit(fill.key, link.sha256 or sha256)
+        self._corrupt.pop(link.sha256 or sha256, None)
+        if repaired:  # cached now; but its readers got the bad bytes, and must ask again
+            raise FillFailed("bytes that did not match its sha256 were sent; it is repaired")
+        fill.commit(path)
         if not self._store.has_room(0):  # the new file is read right away: it stays
             await anyio.to_thread.run_sync(self._store.evict, 0, fill.path)
         log.info("cached %s (%d bytes, sha256 %s)", link.filename, fill.written, sha256)
 
+    async def _mismatch(self, link: FileLink, delivered: Delivered, sha256: str) -> bool:
+        """The bytes do not match the listed sha256. Those who sent them are passed over from
+        now on; True if a segmented download could be repaired, else FillFailed."""
+        assert link.sha256 is not None
+        if isinstance(delivered, SegmentedDownload):
+            sources, wrong = delivered.sources, await delivered.repair(link.sha256)
+        else:
+            sources, wrong = [delivered], None
+        for mirror, url in sources if wrong is None else wrong:
+            self._corrupt.setdefault(link.sha256, set()).add(url)
+            self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
+        if wrong is None:
+            urls = ", ".join(url for _, url in sources)
+            raise FillFailed(f"sha256 mismatch from {urls}: got {sha256}")
+        log.warning("%s: repaired the bytes %s sent wrong", link.filename,
+                    ", ".join(url for _, url in wrong))  # fmt: skip
+        return True
+
     async def _transfer(
         self, fill: Fill, out: BinaryIO, digest: Hash, origin: FileOrigin
-    ) -> Source:
+    ) -> Delivered:
         """Write the file into `out`, from the first source that works, resuming where a
         body broke off (`Range`, with `If-Range` on the same source) a few times while the
-        source makes progress. Returns the source that delivered the end."""
+        source makes progress; a big file as several ranges at once. Returns the source
+        that delivered the end, or the segmented download."""
         error: Exception = UpstreamError(
             f"{origin.upstream.name}: no mirror to fetch {fill.filename} from",
             self._client.next_probe(origin.upstream),
@@ -169,11 +203,24 @@ class CacheFiller:
                 before = fill.written
                 if_range = validator[1] if validator and validator[0] == url else None
                 try:
-                    async with self._client.open_file(
-                        mirror, url, offset=fill.written, if_range=if_range
-                    ) as body:
+                    async with AsyncExitStack() as stack:
+                        body = await stack.enter_async_context(
+                            self._client.open_file(
+                                mirror, url, offset=fill.written, if_range=if_range
+                            )
+                        )
                         validator = (url, body.validator) if body.validator else None
                         self._begin(fill, origin.link, body.total)
+                        if self._splits(fill, body):
+                            note = partial(self._store.write_prefix, fill.key)
+                            download = SegmentedDownload(
+                                fill, out, digest, self._client, self._segments, note
+                            )
+                            opened = stack.pop_all()  # closed once the first span is in
+                            await download.run(
+                                (mirror, url), body, opened.aclose, self._sources(origin)
+                            )
+                            return download
                         await _append(fill, out, digest, body)
                     if fill.size is None or fill.written == fill.size:
                         return mirror, url
@@ -188,6 +235,16 @@ class CacheFiller:
                 log.info("%s: resuming at byte %d from %s", fill.filename, fill.written, url)
         raise error
 
+    def _splits(self, fill: Fill, body: UpstreamBody) -> bool:
+        """Whether the rest of this response's file comes as several ranges at once."""
+        return (
+            self._segments > 1
+            and fill.written == 0
+            and body.ranges
+            and fill.size is not None
+            and fill.size >= self._segment_above
+        )
+
     def _begin(self, fill: Fill, link: FileLink, total: int | None) -> None:
         """Settle the file's size from the listing or the first response (a source whose
         size disagrees is serving another file), and note it for other processes."""
@@ -199,7 +256,7 @@ class CacheFiller:
             self._store.write_size(fill.key, size)
         fill.begin(size)
 
-    async def _sources(self, origin: FileOrigin) -> AsyncIterator[Source]:
+    async def _sources(self, origin: FileOrigin) -> AsyncGenerator[Source, None]:
         """The file's sources, those that lately sent bytes not matching its hash last."""
         corrupt = self._corrupt.get(origin.link.sha256 or "", set())
         deferred = []
@@ -239,3 +296,13 @@ def _hash_into(digest: Hash, path: Path) -> int | None:
             return f.tell()
     except FileNotFoundError:
         return None
+
+
+@contextmanager
+def _open_part(path: Path) -> Iterator[BinaryIO]:
+    """The part file for writing at any offset (appending to what it holds, one stream at
+    a time, or at the offsets of several ranges); created if need be."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    with open(fd, "r+b", buffering=0) as out:
+        out.seek(0, os.SEEK_END)
+        yield out

@@ -40,6 +40,7 @@ class UpstreamBody:
     validator: str | None
     chunks: AsyncIterator[bytes]
     partial: bool = False  # a 206: the mirror honoured the Range
+    ranges: bool = False  # the mirror says it honours Range requests for this file
 
 
 class MirrorRequests:
@@ -192,8 +193,10 @@ def _upstream_body(
         start, total = content_range(response.headers.get("content-range", ""))
         if start != offset:
             raise UpstreamError(f"{response.url}: asked for bytes from {offset}, got {start}")
-        return UpstreamBody(start, total, validator, chunks, partial=True)
-    return UpstreamBody(0, digits(response.headers.get("content-length")), validator, chunks)
+        return UpstreamBody(start, total, validator, chunks, partial=True, ranges=True)
+    size = digits(response.headers.get("content-length"))
+    ranges = response.headers.get("accept-ranges", "").strip().lower() == "bytes"
+    return UpstreamBody(0, size, validator, chunks, ranges=ranges)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -68,7 +68,9 @@ async def open_services(
         db = IndexDB(config.cache_dir)
         stack.callback(db.close)
         pages = _closed(stack, PageCache(config, db, client))
-        filler = _closed(stack, CacheFiller(store, db, client, locks))
+        filler = _closed(
+            stack, CacheFiller(store, db, client, locks, (config.segments, config.segment_above))
+        )
         limit = config.limits.metadata_size
         metadata = _closed(stack, CoreMetadata(store, db, client, filler, limit))
         provenance = _closed(stack, Provenance(store, db, client))

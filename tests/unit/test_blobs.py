@@ -108,6 +108,7 @@ def test_clean_removes_what_interrupted_downloads_left(tmp_path: Path) -> None:
     key = sha(b"k")
     store.part(key).write_bytes(b"half")
     store.write_size(key, 8)
+    store.write_prefix(key, 2)
     stale_put = store.tmp / "x.put"
     stale_put.write_bytes(b"old")
     os.utime(stale_put, (time.time() - 3600, time.time() - 3600))
@@ -119,6 +120,26 @@ def test_clean_removes_what_interrupted_downloads_left(tmp_path: Path) -> None:
     finally:
         locks.close()
     assert sorted(p.name for p in store.tmp.iterdir()) == ["y.put"]
+
+
+def test_a_segmented_part_is_followed_and_taken_over_by_its_noted_prefix(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path)
+    key = sha(b"segmented")
+    with open(store.part(key), "wb") as part:  # ranges written ahead, at their offsets
+        part.write(b"0123")
+        part.seek(100)
+        part.write(b"far ahead")
+    store.write_prefix(key, 4)
+    assert store.part_size(key) == 4  # what followers may read, not the file's length
+    store.settle_part(key)  # the writer died: whoever takes over finds only the prefix
+    assert store.part(key).read_bytes() == b"0123" and store.part_size(key) == 4
+    store.settle_part(key)  # nothing noted any more: nothing to do
+    assert store.part(key).read_bytes() == b"0123"
+    store.write_prefix(key, 4)
+    store.discard_part(key)
+    assert list(store.tmp.iterdir()) == []
 
 
 def test_no_file_is_evicted_for_one_that_could_never_fit(tmp_path: Path) -> None:

@@ -79,6 +79,9 @@ def _with(**extra: Any) -> dict[str, Any]:
         (_with(cache={"page_ttl": "ten minutes"}), "cache.page_ttl: expected a duration"),
         (_with(timeouts={"stall": 0}), "timeouts.stall: expected a duration"),
         (_with(timeouts={"read": 5}), "timeouts.read: unknown key"),
+        (_with(downloads={"segments": 0}), "downloads.segments: expected a whole number"),
+        (_with(downloads={"segments": 64}), "downloads.segments: at most 16, got 64"),
+        (_with(downloads={"segment_above": "big"}), "downloads.segment_above: expected a size"),
         ({"upstreams": {"pypi": {"mirrors": []}}}, "upstreams.pypi.mirrors: needs at least one"),
         ({"upstreams": {"pypi": {"mirror": ["x"]}}}, "upstreams.pypi.mirror: unknown key"),
         (
