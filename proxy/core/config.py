@@ -85,6 +85,17 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Prefetch:
+    """Warming what a client will ask for next, from the dependencies in the core metadata
+    it is served (see `server.warming`)."""
+
+    dependencies: bool = True  # their pages, and the metadata of the files likely picked
+    small_files: int = 2**20  # and those files themselves, up to this size (0: none)
+    concurrency: int = 4  # projects warmed at once, over every client
+    projects: int = 30  # projects one metadata request may warm, counting their own
+
+
+@dataclass(frozen=True)
 class Config:
     upstreams: tuple[Upstream, ...]
     indexes: tuple[Index, ...]  # the first is the default, also at /simple/
@@ -113,6 +124,7 @@ class Config:
     ca_bundle: Path | None = None
     circuit: Circuit = field(default_factory=Circuit)
     limits: Limits = field(default_factory=Limits)
+    prefetch: Prefetch = field(default_factory=Prefetch)
     page_deadline: float = 120.0  # for a whole page body: a mirror that drips one fails over
     allow_private_links: bool = False  # see `core.link_targets`
     # With nginx in front: cache hits answered by this internal location (sendfile).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -26,6 +26,7 @@ from .config import (
     ConfigError,
     Index,
     Limits,
+    Prefetch,
     Route,
     Upstream,
 )
@@ -48,7 +49,7 @@ def load_config(path: Path) -> Config:
 class Setting:
     section: str
     key: str
-    field: str  # what it sets: a field of Config (of Circuit or Limits, for their sections)
+    field: str  # what it sets: a field of Config (of Circuit, Limits or Prefetch, for theirs)
     read: read.Reader
 
     @property
@@ -86,6 +87,10 @@ SETTINGS = (
     Setting("limits", "page_links", "page_links", read.whole_number),
     Setting("limits", "metadata_size", "metadata_size", read.size),
     Setting("limits", "page_memory", "page_memory", read.size),
+    Setting("prefetch", "dependencies", "dependencies", read.boolean),
+    Setting("prefetch", "small_files", "small_files", read.size),
+    Setting("prefetch", "concurrency", "concurrency", read.whole_number),
+    Setting("prefetch", "projects", "projects", read.whole_number),
 )
 # Ranges of one file at once: more only add requests (CDNs answer many with 429).
 MAX_SEGMENTS = 16
@@ -119,15 +124,29 @@ def parse_config(data: Any) -> Config:
         for s in SETTINGS
         if s.key in sections[s.section]
     }
-    circuit = Circuit(**{f.name: values.pop(f.name) for f in fields(Circuit) if f.name in values})
-    limits = Limits(**{f.name: values.pop(f.name) for f in fields(Limits) if f.name in values})
+    circuit, limits = _grouped(Circuit, values), _grouped(Limits, values)
     if circuit.max_probe_interval < circuit.probe_interval:
         raise ConfigError("circuit.max_probe_interval: shorter than circuit.probe_interval")
     if values.get("hedge_max", Config.hedge_max) < values.get("hedge_min", Config.hedge_min):
         raise ConfigError("timeouts.hedge_max: shorter than timeouts.hedge_min")
     if values.get("segments", 1) > MAX_SEGMENTS:
         raise ConfigError(f"downloads.segments: at most {MAX_SEGMENTS}, got {values['segments']}")
-    return Config(upstreams=upstreams, indexes=indexes, circuit=circuit, limits=limits, **values)
+    return Config(
+        upstreams=upstreams,
+        indexes=indexes,
+        circuit=circuit,
+        limits=limits,
+        prefetch=_grouped(Prefetch, values),
+        **values,
+    )
+
+
+G = TypeVar("G", Circuit, Limits, Prefetch)
+
+
+def _grouped(group: type[G], values: dict[str, Any]) -> G:
+    """The settings of a group of their own in `Config`, taken out of `values`."""
+    return group(**{f.name: values.pop(f.name) for f in fields(group) if f.name in values})
 
 
 # -- upstreams, routes and indexes ------------------------------------------------------------

@@ -69,6 +69,10 @@ class CacheFiller:
         """The committed blob of this file, if any (marked as just used)."""
         return self._store.use(self._db.sha256_of(link))
 
+    def has_room(self, size: int) -> bool:
+        """Whether a file of `size` bytes fits without evicting anything."""
+        return self._store.has_room(size)
+
     def fills(self) -> list[Fill]:
         """The downloads under way in this process."""
         return list(self._active.values())

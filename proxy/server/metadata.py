@@ -51,9 +51,13 @@ class CoreMetadata:
     async def aclose(self) -> None:
         await self._flights.aclose()
 
+    def stored(self, origin: FileOrigin) -> Path | None:
+        """The wheel's metadata file, if it is stored."""
+        return self._store.find(self._db.metadata_sha256_of(origin.link))
+
     async def file(self, origin: FileOrigin) -> Path:
         """The stored metadata file of the wheel; one fetch at a time per wheel."""
-        found = self._store.find(self._db.metadata_sha256_of(origin.link))
+        found = self.stored(origin)
         if found is not None:
             return found
         return await self._flights.run(origin.link.url, lambda: self._fetch(origin))

@@ -54,6 +54,18 @@ class Metrics:
             ["mirror"],
             registry=r,
         )
+        self._prefetches = Counter(
+            "pypi_proxy_prefetches",
+            "What warming the dependencies of served metadata fetched (page, metadata, file)",
+            ["kind"],
+            registry=r,
+        )
+        self._prefetches_used = Counter(
+            "pypi_proxy_prefetches_used",
+            "Of those, what a client then asked for",
+            ["kind"],
+            registry=r,
+        )
         self._fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
         self._cache_bytes = Gauge(
             "pypi_proxy_cache_bytes",
@@ -83,6 +95,12 @@ class Metrics:
     def hedged(self, mirror: str) -> None:
         """`mirror` was slow to answer: the next one is asked as well."""
         self._hedges.labels(hide_passwords(mirror)).inc()
+
+    def prefetched(self, kind: str) -> None:
+        self._prefetches.labels(kind).inc()
+
+    def prefetch_used(self, kind: str) -> None:
+        self._prefetches_used.labels(kind).inc()
 
     def upstream_latency(self, mirror: str, seconds: float) -> None:
         self._upstream_latency.labels(hide_passwords(mirror)).observe(seconds)

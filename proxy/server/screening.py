@@ -48,10 +48,11 @@ class Screening:
         self._metrics = metrics
         self._clock = clock
 
-    def project(self, index: Index, name: NormalizedName) -> Refusal | None:
-        """Whether the index refuses the project outright (`deny`, `only`)."""
+    def project(self, index: Index, name: NormalizedName, *, count: bool = True) -> Refusal | None:
+        """Whether the index refuses the project outright (`deny`, `only`); counted in the
+        metrics unless `count` is false (the proxy asking itself, not a client)."""
         refusal = refuse_project(policy_for(index, name), name)
-        if refusal is not None:
+        if refusal is not None and count:
             self._metrics.policy_hidden(refusal.policy)
         return refusal
 
@@ -62,13 +63,18 @@ class Screening:
             return list(names)
         return [n for n in names if refuse_project(policy_for(index, n), n) is None]
 
-    def file(self, index: Index, origin: FileOrigin, what: str) -> Refusal | None:
-        """Whether the index hides this file (`what` names the request in an audit line)."""
+    def file(
+        self, index: Index, origin: FileOrigin, what: str, *, count: bool = True
+    ) -> Refusal | None:
+        """Whether the index hides this file (`what` names the request in an audit line);
+        audited and counted unless `count` is false, as for `project`."""
         judge = self._judge(index, origin.page.name)
         if judge is None:
             return None
         uploaded = self._uploaded(origin.upstream, origin.link)
         verdict = judge.file(origin.page.name, origin.link, uploaded)
+        if not count:
+            return verdict.refusal
         self.audit(what, verdict.audited)
         if verdict.refusal is not None:
             self._metrics.policy_hidden(verdict.refusal.policy)

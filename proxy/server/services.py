@@ -25,6 +25,7 @@ from .pages import PageCache
 from .provenance import Provenance
 from .screening import Screening
 from .upstream import UpstreamClient
+from .warming import Warmer
 
 log = logging.getLogger("pypi_proxy.app")
 
@@ -42,6 +43,7 @@ class Services:
     provenance: Provenance
     screening: Screening
     advisories: AdvisoryFiles
+    warmer: Warmer
     started: float = field(default_factory=time.monotonic)
 
 
@@ -55,7 +57,8 @@ async def open_services(
     config: Config, metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None
 ) -> AsyncIterator[Services]:
     """The services, each closed on the way out in the reverse of the order made (a metadata
-    fetch may still start a download: metadata is closed before the filler)."""
+    fetch may still start a download: metadata is closed before the filler, and warming,
+    which asks both, before either)."""
     async with AsyncExitStack() as stack:
         store = BlobStore(config.cache_dir, config.max_size, config.min_free)
         locks = FileLocks(config.cache_dir / "locks")
@@ -78,6 +81,10 @@ async def open_services(
         advisories = _closed(stack, AdvisoryFiles(paths))
         await advisories.start()
         metrics.watch(lambda: len(filler.fills()), store.usage)
+        screening = Screening(db, advisories, metrics)
+        warmer = _closed(
+            stack, Warmer(config.prefetch, pages, metadata, filler, screening, metrics)
+        )
         yield Services(
             config=config,
             metrics=metrics,
@@ -88,8 +95,9 @@ async def open_services(
             filler=filler,
             metadata=metadata,
             provenance=provenance,
-            screening=Screening(db, advisories, metrics),
+            screening=screening,
             advisories=advisories,
+            warmer=warmer,
         )
 
 

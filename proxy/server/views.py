@@ -65,6 +65,7 @@ async def project_page(request: Request) -> Response:
     found = await services.pages.project(index, name)
     if found is None:
         raise HTTPException(404, f"no project named {name!r} in any upstream")
+    services.warmer.used("page", f"{index.name}/{name}")
     screen = services.screening.page(index, name, found.group_of)
     shown = await services.pages.rendered(found, fmt, screen)
     services.screening.count(shown.hidden)
@@ -91,12 +92,16 @@ async def file(request: Request) -> Response:
     if beside == "metadata":
         if not origin.link.offers_metadata:
             raise HTTPException(404, f"{filename} has no metadata file")
-        return cached_response(services.config, await services.metadata.file(origin))
+        services.warmer.used("metadata", origin.link.key)
+        path = await services.metadata.file(origin)
+        services.warmer.after_metadata(index, path, request.headers.get("user-agent"))
+        return cached_response(services.config, path)
     if beside == "provenance":
         if origin.link.provenance is None:
             raise HTTPException(404, f"{filename} has no provenance")
         path = await services.provenance.file(origin)
         return cached_response(services.config, path, PROVENANCE_TYPE)
+    services.warmer.used("file", origin.link.key)
     return await serve_file(request, services, origin)
 
 

@@ -82,6 +82,8 @@ def _with(**extra: Any) -> dict[str, Any]:
         (_with(downloads={"segments": 0}), "downloads.segments: expected a whole number"),
         (_with(downloads={"segments": 64}), "downloads.segments: at most 16, got 64"),
         (_with(downloads={"segment_above": "big"}), "downloads.segment_above: expected a size"),
+        (_with(prefetch={"dependencies": "yes"}), "prefetch.dependencies: expected true or false"),
+        (_with(prefetch={"concurrency": 0}), "prefetch.concurrency: expected a whole number"),
         ({"upstreams": {"pypi": {"mirrors": []}}}, "upstreams.pypi.mirrors: needs at least one"),
         ({"upstreams": {"pypi": {"mirror": ["x"]}}}, "upstreams.pypi.mirror: unknown key"),
         (
