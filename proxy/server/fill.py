@@ -41,6 +41,7 @@ class Fill:
         self.error: BaseException | None = None
         self.ahead = 0  # ranges streaming straight from upstream, ahead of the download
         self.started = asyncio.Event()  # set once upstream answered (or the fill failed)
+        self._verified = False
         self._changed = asyncio.Event()
 
     # -- what the download does ----------------------------------------------------------
@@ -53,6 +54,12 @@ class Fill:
     def advance(self, written: int) -> None:
         """The part file holds this many bytes now."""
         self.written = written
+        self._notify()
+
+    def verified(self) -> None:
+        """Every byte is in and matches the sha256: readers may have the last one, while the
+        file is made durable and committed."""
+        self._verified = True
         self._notify()
 
     def commit(self, path: Path) -> None:
@@ -78,6 +85,8 @@ class Fill:
         file until it is verified (with the size unknown, any byte may be the last). A small
         file is held back whole until then: it takes no time to arrive, and a client that
         unpacks while it downloads (uv) then never sees a byte that turns out to be bad."""
+        if self._verified:
+            return self.written
         if self.size is not None:
             return 0 if self.size <= VERIFIED_FIRST else min(self.written, self.size - 1)
         return max(self.written - 1, 0)

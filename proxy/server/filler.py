@@ -160,6 +160,8 @@ class CacheFiller:
             repaired = link.sha256 not in (None, sha256) and await self._mismatch(
                 link, delivered, sha256
             )
+            if not repaired:
+                fill.verified()  # readers need not wait for the disk
             await anyio.to_thread.run_sync(os.fsync, out.fileno())
         if link.sha256 is None:  # learned: pages list it with its hash from now on
             self._db.learn("sha256", link.url, sha256)
