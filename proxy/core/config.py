@@ -116,8 +116,8 @@ class Config:
     hedge_max: float = 2.0
     mirror_order: MirrorOrder = "measured"  # or "configured": strictly as listed
     # A file of at least `segment_above` bytes, from a mirror that honours Range, comes as
-    # this many ranges at once (see `server.segmented`); 1: one stream for every file.
-    segments: int = 4
+    # up to this many ranges at once (see `server.segmented`); 1: one stream for every file.
+    segments: int = 8
     segment_above: int = 32 * 2**20
     client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
     client_send_timeout: float = 60.0  # for a client to take a piece of an answer

@@ -9,9 +9,13 @@ small ones with 429, and each costs a round trip.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-# A span is cut only while both halves keep at least this much.
+# Ranges a file starts with are at least this long (lancache settled on 8 MiB slices: CDNs
+# answer many small ones with 429)...
+MIN_RANGE = 8 * 1024 * 1024
+# ...and a span is cut later only while both halves keep at least this much.
 MIN_SPLIT = 4 * 1024 * 1024
 _ALIGN = 64 * 1024  # cuts fall on this, as reads from a disk like
 
@@ -42,13 +46,18 @@ class Spans:
 
     @classmethod
     def even(cls, size: int, count: int, min_split: int = MIN_SPLIT) -> Spans:
-        """`size` bytes in `count` spans of about the same length."""
+        """`size` bytes in `count` spans of about the same length, or fewer if they would
+        be shorter than `MIN_RANGE`."""
+        count = max(1, min(count, size // MIN_RANGE))
         step = _aligned(-(-size // count))
         starts = range(0, size, step)
         return cls([Span(s, min(s + step, size), s) for s in starts], min_split)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Span]:
         return iter(self._spans)
+
+    def __len__(self) -> int:
+        return len(self._spans)
 
     @property
     def done(self) -> bool:

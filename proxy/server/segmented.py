@@ -80,9 +80,9 @@ class SegmentedDownload:
         assert fill.size is not None
         self._fill, self._out, self._digest, self._client = fill, out, digest, client
         self._size = fill.size
-        self._count = count
         self._on_prefix = on_prefix
         self._spans = Spans.even(self._size, count)
+        self._count = len(self._spans)  # connections: one per range it starts with
         self._sources: list[_Source] = []
         self._only: _Source | None = None  # while repairing: the one source asked
         self._pieces: list[_Piece] | None = []  # None while repairing: pieces are known
@@ -209,12 +209,14 @@ class SegmentedDownload:
         if self._pieces is not None:
             self._pieces.append(piece)
         async for chunk in chunks:
-            data = chunk[: span.end - span.pos]
+            room = span.end - span.pos
+            data = chunk if len(chunk) <= room else chunk[:room]
             self._out.seek(span.pos)
             self._out.write(data)
-            span.pos = piece.end = span.pos + len(data)
-            source.strikes = 0
-            self._wrote.set()
+            before, span.pos = span.pos, span.pos + len(data)
+            piece.end, source.strikes = span.pos, 0
+            if span.done or before // HASH_STEP != span.pos // HASH_STEP:
+                self._wrote.set()  # the hasher has a step to take, perhaps
             if span.done:
                 return
         raise UpstreamError(f"{source.mirror_url[1]}: range ended at byte {span.pos}")

@@ -20,7 +20,7 @@ from support.wheels import Dist, make_wheel
 from support.world import World, stock
 
 # Not a multiple of 64 KiB, so no range boundary falls on the middle byte by chance.
-HUGE = make_wheel("hugepkg", "1.0", payload_size=21 * 1024 * 1024 + 12345)
+HUGE = make_wheel("hugepkg", "1.0", payload_size=40 * 1024 * 1024 + 12345)
 DOWNLOADS: dict[str, Any] = {"segments": 4, "segment_above": "8MiB"}
 RATE = 16 * 1024 * 1024  # bytes a second each connection of the fake mirrors may send
 

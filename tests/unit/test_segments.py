@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from proxy.core.segments import MIN_SPLIT, Span, Spans
+from proxy.core.segments import MIN_RANGE, MIN_SPLIT, Span, Spans
 
 MIB = 1024 * 1024
 
@@ -15,6 +15,11 @@ def test_a_file_is_cut_into_even_aligned_spans_end_to_end() -> None:
     assert spans[-1].end == 100 * MIB + 5
     assert all(a.end == b.start for a, b in itertools.pairwise(spans))
     assert all(s.pos == s.start and not s.busy for s in spans)
+
+
+def test_no_file_starts_with_ranges_shorter_than_the_minimum() -> None:
+    assert len(Spans.even(20 * MIB, 8)) == 20 * MIB // MIN_RANGE == 2
+    assert len(Spans.even(MIN_RANGE - 1, 8)) == 1
 
 
 def test_free_connections_take_the_spans_nearest_the_start_first() -> None:
