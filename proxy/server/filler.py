@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -30,7 +31,8 @@ from .index_db import IndexDB
 from .locks import FileLocks
 from .mirror_requests import UpstreamBody
 from .segmented import SegmentedDownload
-from .upstream import Source, UpstreamClient
+from .source_race import Lookups, Source
+from .upstream import Opened, UpstreamClient
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
@@ -38,6 +40,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("pypi_proxy.fill")
 
 Delivered = Source | SegmentedDownload  # who sent the bytes of a download
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a download goes: its fill, the part file and the digest of what it holds."""
+
+    fill: Fill
+    out: BinaryIO
+    digest: Hash
+    origin: FileOrigin
+
 
 # Requests one fill makes to a source that keeps breaking off, before it tries the next.
 ATTEMPTS_PER_SOURCE = 3
@@ -195,51 +208,70 @@ class CacheFiller:
     async def _transfer(
         self, fill: Fill, out: BinaryIO, digest: Hash, origin: FileOrigin
     ) -> Delivered:
-        """Write the file into `out`, from the first source that works, resuming where a
-        body broke off (`Range`, with `If-Range` on the same source) a few times while the
-        source makes progress; a big file as several ranges at once. Returns the source
-        that delivered the end, or the segmented download."""
-        error: Exception = UpstreamError(
+        """Write the file into `out` from its sources: the first to answer (see
+        `hedged_open`), then, while the file is not whole, the next ones in turn. Returns the
+        source that delivered the end, or the segmented download."""
+        target = _Target(fill, out, digest, origin)
+        nothing = UpstreamError(
             f"{origin.upstream.name}: no mirror to fetch {fill.filename} from",
             self._client.next_probe(origin.upstream),
         )
-        validator: tuple[str, str] | None = None  # the last response's (url, ETag)
-        async for mirror, url in self._sources(origin):
-            for _ in range(ATTEMPTS_PER_SOURCE):
-                before = fill.written
-                if_range = validator[1] if validator and validator[0] == url else None
-                try:
-                    async with AsyncExitStack() as stack:
-                        body = await stack.enter_async_context(
-                            self._client.open_file(
-                                mirror, url, offset=fill.written, if_range=if_range
-                            )
-                        )
-                        validator = (url, body.validator) if body.validator else None
-                        self._begin(fill, origin.link, body.total)
-                        if self._splits(fill, body):
-                            note = partial(self._store.write_prefix, fill.key)
-                            download = SegmentedDownload(
-                                fill, out, digest, self._client, self._segments, note
-                            )
-                            opened = stack.pop_all()  # closed once the first span is in
-                            await download.run(
-                                (mirror, url), body, opened.aclose, self._sources(origin)
-                            )
-                            return download
-                        await _append(fill, out, digest, body)
-                    if fill.size is None or fill.written == fill.size:
-                        return mirror, url
-                    error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
-                except NotFoundUpstream as exc:
-                    error = exc
-                    break
-                except UpstreamError as exc:
-                    error = exc
-                if fill.written == before:
-                    break  # no progress from this source: try the next
-                log.info("%s: resuming at byte %d from %s", fill.filename, fill.written, url)
-        raise error
+        async with Lookups(self._sources(origin)) as sources:
+            ask = partial(self._client.open_source, offset=fill.written)
+            race = self._client.race(sources, ask, discard=_close)
+            opened = await race.first(nothing)
+            source: Source | None = opened.source
+            first: Opened | None = opened
+            error: Exception = nothing
+            while source is not None:
+                result = await self._from_source(target, source, first)
+                if not isinstance(result, Exception):
+                    return result
+                error, source, first = result, await sources.next(), None
+            raise error
+
+    async def _from_source(
+        self, target: _Target, source: Source, first: Opened | None
+    ) -> Delivered | Exception:
+        """The file from one source, starting with its response `first` if there is one:
+        resumed where a body broke off (`Range`, with `If-Range`) a few times while it makes
+        progress. What it delivered, or why it did not."""
+        fill, url = target.fill, source[1]
+        error: Exception = UpstreamError(f"{url}: nothing fetched")
+        validator: str | None = None
+        for _ in range(ATTEMPTS_PER_SOURCE):
+            before = fill.written
+            try:
+                opened = first or await self._client.open_source(source, before, validator)
+                first = None
+                validator = opened.body.validator
+                async with AsyncExitStack() as ending:
+                    ending.push_async_exit(opened)  # a body that breaks off counts as such
+                    self._begin(fill, target.origin.link, opened.body.total)
+                    if self._splits(fill, opened.body):
+                        ending.pop_all()  # the segmented download ends it
+                        return await self._segmented(target, opened)
+                    await _append(fill, target.out, target.digest, opened.body)
+                if fill.size is None or fill.written == fill.size:
+                    return source
+                error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
+            except NotFoundUpstream as exc:
+                return exc
+            except UpstreamError as exc:
+                error = exc
+            if fill.written == before:
+                break  # no progress from this source: try the next
+            log.info("%s: resuming at byte %d from %s", fill.filename, fill.written, url)
+        return error
+
+    async def _segmented(self, target: _Target, opened: Opened) -> SegmentedDownload:
+        fill = target.fill
+        note = partial(self._store.write_prefix, fill.key)
+        download = SegmentedDownload(
+            fill, target.out, target.digest, self._client, self._segments, note
+        )
+        await download.run(opened, self._sources(target.origin))
+        return download
 
     def _splits(self, fill: Fill, body: UpstreamBody) -> bool:
         """Whether the rest of this response's file comes as several ranges at once."""
@@ -291,6 +323,10 @@ async def _append(fill: Fill, out: BinaryIO, digest: Hash, body: UpstreamBody) -
         out.write(chunk)
         digest.update(chunk)
         fill.advance(fill.written + len(chunk))
+
+
+async def _close(opened: Opened) -> None:
+    await opened.close()
 
 
 def _hash_into(digest: Hash, path: Path) -> int | None:

@@ -23,6 +23,7 @@ from .errors import NotFoundUpstream, UpstreamError
 from .filler import CacheFiller
 from .flight import SingleFlight
 from .index_db import IndexDB
+from .source_race import Source
 from .upstream import UpstreamClient
 
 log = logging.getLogger("pypi_proxy.fill")
@@ -79,17 +80,22 @@ class CoreMetadata:
         return path
 
     async def _from_upstream(self, origin: FileOrigin, expected: str | None) -> bytes | None:
-        filename = origin.link.filename
-        async for mirror, url in self._client.file_sources(origin):
+        """The upstream's own metadata file, from the first source that answers with one
+        that matches its hash (raced, see `source_race`)."""
+
+        async def ask(source: Source) -> bytes:
+            url = source[1] + ".metadata"
+            data = await self._client.fetch_small(source[0], url)
+            if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+                raise UpstreamError(f"{url}: does not match its hash")
+            return data
+
+        async with self._client.lookups(origin) as sources:
             try:
-                data = await self._client.fetch_small(mirror, url + ".metadata")
+                return await self._client.race(sources, ask).first(UpstreamError("no source"))
             except (NotFoundUpstream, UpstreamError) as exc:
-                log.warning("%s.metadata from %s: %s", filename, url, exc)
-                continue
-            if expected is None or hashlib.sha256(data).hexdigest() == expected:
-                return data
-            log.warning("%s.metadata from %s: does not match its hash", filename, url)
-        return None
+                log.warning("%s.metadata: %s", origin.link.filename, exc)
+                return None
 
     async def _from_wheel(self, origin: FileOrigin) -> bytes:
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,8 @@ import anyio
 from ..core.segments import Span, Spans
 from .errors import NotFoundUpstream, UpstreamError
 from .fill import CHUNK, Fill
-from .mirror_requests import UpstreamBody
-from .upstream import Source, UpstreamClient
+from .source_race import Source
+from .upstream import Opened, UpstreamClient
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
@@ -98,32 +98,26 @@ class SegmentedDownload:
         """The sources whose bytes are in the file."""
         return _named(p.source for p in self._pieces or [])
 
-    async def run(
-        self,
-        first: Source,
-        body: UpstreamBody,
-        close: Callable[[], Awaitable[None]],
-        more: AsyncGenerator[Source, None],
-    ) -> None:
-        """Fetch the file, the first span from `body` (a whole-file response, closed with
-        `close` once the span is written), the others from `first` and the sources `more`
-        yields; hashing the prefix into the digest as it grows."""
+    async def run(self, first: Opened, more: AsyncGenerator[Source, None]) -> None:
+        """Fetch the file, the first span from `first` (a whole-file response, ended once
+        the span is written), the others from its source and those `more` yields; hashing
+        the prefix into the digest as it grows."""
         log.info("%s: fetching %d ranges at once", self._fill.filename, self._count)
         self._on_prefix(0)  # before the first byte lands ahead, for other processes to see
         self._spread_by = anyio.current_time() + SPREAD_WAIT
-        source = _Source(first)
+        source = _Source(first.source)
         self._sources.append(source)
-        discovery = asyncio.create_task(self._discover(more, first))
+        discovery = asyncio.create_task(self._discover(more, first.source))
         hashing = asyncio.create_task(self._hash())
         span = self._spans.claim()
         assert span is not None and span.start == 0
         try:
             await asyncio.gather(
-                self._first(span, source, body, close),
+                self._first(span, source, first),
                 *(self._worker() for _ in range(self._count - 1)),
             )
         finally:
-            await close()  # if the first span never got to it
+            await first.close()  # if the first span never got to it
             discovery.cancel()
             self._ending = True  # the hasher takes what is there, then stops
             self._wrote.set()
@@ -164,16 +158,14 @@ class SegmentedDownload:
 
     # -- fetching ------------------------------------------------------------------------
 
-    async def _first(
-        self, span: Span, source: _Source, body: UpstreamBody, close: Callable[[], Awaitable[None]]
-    ) -> None:
+    async def _first(self, span: Span, source: _Source, first: Opened) -> None:
         try:
-            await self._write(span, source, body.chunks)
+            async with first:
+                await self._write(span, source, first.body.chunks)
         except UpstreamError as exc:
             self._failed(source, exc, span)
         finally:
             span.busy = False
-            await close()
         await self._worker()
 
     async def _worker(self) -> None:

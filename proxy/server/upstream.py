@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from functools import partial
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx
@@ -28,11 +28,11 @@ from .flat_listings import FlatListings, Listing
 from .hedging import Hedged
 from .http_client import NOT_FOUND, PAGE_ACCEPT
 from .metrics import Metrics
-from .mirror_requests import MirrorRequests
+from .mirror_requests import MirrorRequests, UpstreamBody
 from .mirrors import MirrorFailed, Mirrors
+from .source_race import Lookups, Source, SourceRace
 
 T = TypeVar("T")
-Source = tuple[MirrorHealth, str]  # a mirror, and the file's URL there
 
 # Bodies above this are parsed in a worker thread so the event loop keeps serving.
 _PARSE_INLINE_LIMIT = 256 * 1024
@@ -45,6 +45,26 @@ class Passed:
 
     chunks: AsyncIterator[bytes]
     close: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A file response whose headers are in, and where it came from. Ended as a context
+    manager, so that a body that broke off counts against its mirror (see
+    `MirrorRequests.request`), or with `close` when it is done with."""
+
+    source: Source
+    body: UpstreamBody
+    _exit: Callable[..., Awaitable[bool | None]]
+
+    async def __aenter__(self) -> Opened:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._exit(*exc_info)
+
+    async def close(self) -> None:
+        await self._exit(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -197,23 +217,55 @@ class UpstreamClient:
 
     async def read_range(self, origin: FileOrigin, spec: str) -> tuple[int, bytes, int] | None:
         """One small range of a file (`spec` as in a Range header: `bytes=a-b` or `bytes=-n`)
-        from the first mirror that honours it: where it starts, its bytes, and the file's
-        size. None if no mirror answers with that range."""
+        from the first source that honours it (raced, see `source_race`): where it starts,
+        its bytes, and the file's size. None if no source answers with that range."""
         headers = {"Range": spec, "Accept-Encoding": "identity"}
-        async with aclosing(self.file_sources(origin)) as sources:
-            async for mirror, url in sources:
-                try:
-                    async with self._requests.request(mirror, url, headers) as response:
-                        start, total = content_range(response.headers.get("content-range", ""))
-                        if response.status_code != 206 or start is None or total is None:
-                            continue  # the whole file instead: not read, just closed
-                        body = await self._requests.body(
-                            mirror, response, self._limits.metadata_size
-                        )
-                        return start, body, total
-                except (MirrorFailed, UpstreamError):  # refused, or every connection busy
-                    continue
-        return None
+
+        async def ask(source: Source) -> tuple[int, bytes, int]:
+            mirror, url = source
+            try:
+                async with self._requests.request(mirror, url, headers) as response:
+                    start, total = content_range(response.headers.get("content-range", ""))
+                    if response.status_code != 206 or start is None or total is None:
+                        raise UpstreamError(f"{url}: no range")  # not read, just closed
+                    body = await self._requests.body(mirror, response, self._limits.metadata_size)
+                    return start, body, total
+            except MirrorFailed as exc:
+                raise UpstreamError(f"{url}: {exc}") from None
+
+        async with self.lookups(origin) as sources:
+            try:
+                return await self.race(sources, ask).first(UpstreamError("no source"))
+            except (UpstreamError, NotFoundUpstream):
+                return None
+
+    def lookups(self, origin: FileOrigin) -> Lookups:
+        """The file's sources (see `file_sources`), for `race` and downloads."""
+        return Lookups(self.file_sources(origin))
+
+    def race(
+        self,
+        sources: Lookups,
+        ask: Callable[[Source], Awaitable[T]],
+        discard: Callable[[T], Awaitable[None]] | None = None,
+    ) -> SourceRace[T]:
+        """One question to the file's sources, the next asked as well when one is slow."""
+        return SourceRace(sources, ask, self.mirrors, self._metrics, discard)
+
+    async def open_source(
+        self, source: Source, offset: int = 0, if_range: str | None = None
+    ) -> Opened:
+        """A download of the file from `source`, from byte `offset`, once its headers are in."""
+        mirror, url = source
+        stack = AsyncExitStack()
+        try:
+            body = await stack.enter_async_context(
+                self.open_file(mirror, url, offset=offset, if_range=if_range)
+            )
+        except BaseException:
+            await stack.aclose()
+            raise
+        return Opened(source, body, stack.__aexit__)
 
     async def fetch_listed(self, origin: FileOrigin, url: str) -> bytes:
         """A small body the page of `origin` links to besides the file (its provenance),
@@ -221,6 +273,10 @@ class UpstreamClient:
         mirrors = self.mirrors.of(origin.upstream)
         mirror = next((m for m in mirrors if m.url == origin.page.source), mirrors[0])
         return await self.fetch_small(mirror, url)
+
+    def hedged(self, mirror: MirrorHealth) -> None:
+        """A file's source on this mirror was slow to answer: the next one is asked too."""
+        self._metrics.hedged(mirror.url)
 
     def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
         """Bytes that do not match their hash, found after the download."""

@@ -144,3 +144,43 @@ def test_a_mirror_that_never_answers_costs_a_hedge_delay_not_the_timeout(
         hedges = httpx.get(f"{base}/metrics").text
     assert took < 15, took  # two pages, a hedge delay each; a timeout would be 60 s
     assert 'pypi_proxy_upstream_hedges_total{mirror="' in hedges
+
+
+BUNDLED_TIMEOUTS = {"timeouts": {"connect": 10, "first_byte": 30, "stall": 60}}
+
+
+def _hedges(base: str) -> str:
+    return "".join(
+        line for line in httpx.get(f"{base}/metrics").text.splitlines(keepends=True)
+        if line.startswith("pypi_proxy_upstream_hedges_total{")
+    )  # fmt: skip
+
+
+def test_a_mirror_whose_files_hang_costs_a_hedge_delay_not_the_timeout(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Its pages answer (so its links are the ones listed), its files and metadata never do:
+    each file's first response, and each read of a wheel's metadata by ranges, goes to the
+    second mirror once the first has been slow for its hedge delay."""
+    pair.first.file_faults.hang = True
+    with pair.world.proxy(**BUNDLED_TIMEOUTS) as base:
+        started = time.monotonic()
+        assert install("pip", f"{base}/simple/", tmp_path / "pip", "tinyapp") == {
+            "tinyapp": "1.0",
+            "tinylib": "1.1",
+        }
+        took = time.monotonic() - started
+        hedges = _hedges(base)
+    assert took < 15, took  # a hedge delay or two per file; a timeout would be 30 s each
+    assert pair.first.root_url(pair.world.mirror_url) in hedges
+    assert {TINYAPP.sha256, TINYLIB.sha256} <= pair.world.cached_files()
+    assert pair.second.count(TINYAPP.filename, method="GET") >= 1
+
+
+def test_a_slow_but_working_mirror_is_not_hedged_for_files(pair: Pair, tmp_path: Path) -> None:
+    pair.first.file_faults.delay = 0.3  # slower than usual, within the cold hedge delay (1 s)
+    with pair.world.proxy(**BUNDLED_TIMEOUTS) as base:
+        assert install("pip", f"{base}/simple/", tmp_path / "pip", "tinyapp")["tinyapp"] == "1.0"
+        assert _hedges(base) == ""
+    assert pair.second.count(lambda r: r.kind == "file") == 0
+    assert pair.first.count(TINYAPP.filename, method="GET") >= 1
