@@ -32,6 +32,7 @@ def test_least_recently_used_files_are_evicted_to_stay_under_the_limit(stocked: 
     with stocked.proxy(cache=cache) as base, httpx.Client(base_url=base, timeout=30) as client:
         for name in ("aaa", "bbb"):
             assert client.get(_url(name)).status_code == 200
+            assert WHEELS[name].sha256 in stocked.cached_files()
             time.sleep(0.05)
         assert client.get(_url("aaa")).headers["x-cache"] == "HIT"  # aaa: used last
         time.sleep(0.05)

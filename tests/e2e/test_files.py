@@ -28,6 +28,7 @@ def test_first_request_streams_from_upstream_then_disk_serves(
     assert first.headers["accept-ranges"] == "bytes"
     assert first.headers["etag"].startswith('"fill-')  # this download's, not yet the file's
 
+    assert BIG.sha256 in world.cached_files()
     second = client.get(BIG_URL)
     assert second.content == BIG.content
     assert second.headers["x-cache"] == "HIT"

@@ -214,4 +214,5 @@ def test_a_file_listed_without_a_hash_is_listed_with_it_once_downloaded(
     for accept in ("text/html", JSON):
         page = client.get("/simple/nightlypkg/", headers={"Accept": accept}).text
         assert nightly.sha256 in page
+    assert nightly.sha256 in world.cached_files()
     assert client.get(f"/files/nightlypkg/{nightly.filename}").headers["x-cache"] == "HIT"

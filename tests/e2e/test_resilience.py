@@ -230,6 +230,7 @@ def test_sigkill_during_a_download_leaves_nothing_that_is_ever_served(
         assert not list((cache / "tmp").glob("*.part"))  # cleaned at start
         again = httpx.get(base + url, timeout=30)
         assert _sha256(again.content) == BIG.sha256
+        wait_for(lambda: not list((cache / "tmp").glob("*.part")))  # committed
         assert httpx.get(base + url, timeout=30).headers["x-cache"] == "HIT"
     assert world.mirror.count(BIG.filename) == 2  # fetched again after the crash
 

@@ -25,6 +25,7 @@ def test_a_cached_file_goes_by_sendfile_with_range_and_if_range_as_before(
         url = f"{base}/files/hugepkg/{HUGE.filename}"
         with httpx.Client(timeout=30) as client:
             assert client.get(url).headers["x-cache"] == "MISS"
+            assert HUGE.sha256 in world.cached_files()
             hit = client.get(url)
             assert hit.headers["x-cache"] == "HIT" and hit.content == HUGE.content
             etag = hit.headers["etag"]
@@ -66,7 +67,8 @@ def test_a_client_reading_slowly_but_steadily_is_not_cut(world: World, tmp_path:
     data = world.settings(timeouts={"client_send": "1s"})
     with proxy_process(data, tmp_path) as (_, base):
         url = f"{base}/files/hugepkg/{HUGE.filename}"
-        assert len(httpx.get(url, timeout=30).content) == HUGE.size  # cached
+        assert len(httpx.get(url, timeout=30).content) == HUGE.size
+        assert HUGE.sha256 in world.cached_files()
         host, port = base.removeprefix("http://").split(":")
         reader = socket.socket()
         reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)

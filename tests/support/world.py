@@ -15,6 +15,7 @@ from proxy.core.config_yaml import parse_config
 
 from .servers import serve
 from .upstream import FakeUpstream
+from .waiting import wait_for
 from .wheels import make_wheel
 
 # A small dependency tree: tinyapp -> tinylib; torch (+cu121, from the PyTorch-like upstream)
@@ -70,7 +71,11 @@ class World:
         }
 
     def cached_files(self) -> set[str]:
-        """Names (sha256s) of the files in the proxy's store."""
+        """Names (sha256s) of the files in the proxy's store, once the downloads under way
+        are done: a client has a file once it is verified, a moment before it is on disk and
+        committed."""
+        tmp = self.cache_dir / "tmp"
+        wait_for(lambda: not tmp.is_dir() or not any(tmp.glob("*.part")))
         return {p.name for p in (self.cache_dir / "files").rglob("*") if p.is_file()}
 
     @contextmanager
