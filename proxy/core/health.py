@@ -29,6 +29,8 @@ MAX_RETRY_AFTER = 600.0
 SAMPLES, MEASURED, COLD_HEDGE = 32, 5, 1.0
 # A mirror not measured yet is tried before one that takes longer than this (see `by_speed`).
 SLOW = 0.2
+# Bodies at least this long measure a mirror's throughput (shorter ones, its latency).
+THROUGHPUT_SAMPLE = 1024 * 1024
 
 
 class State(Enum):
@@ -45,6 +47,7 @@ class MirrorHealth:
     last_error: str | None = None
     last_error_at: float | None = None
     latency: float | None = None  # seconds to response headers, smoothed
+    throughput: float | None = None  # bytes a second of one file body, smoothed
     next_probe: float = 0.0
     interval: float = 0.0
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES), repr=False)
@@ -69,6 +72,14 @@ class MirrorHealth:
         """A time to response headers (or how long it had not answered, when dropped)."""
         self.latency = latency if self.latency is None else 0.7 * self.latency + 0.3 * latency
         self.recent.append(latency)
+
+    def transferred(self, size: int, seconds: float) -> None:
+        """A file body of `size` bytes came in `seconds` (from its headers to its end, or to
+        where it stopped); only long ones tell the throughput."""
+        if size < THROUGHPUT_SAMPLE or seconds <= 0:
+            return
+        rate = size / seconds
+        self.throughput = rate if self.throughput is None else 0.7 * self.throughput + 0.3 * rate
 
     def hedge_delay(self, floor: float, ceiling: float) -> float:
         """How long to wait for this mirror's response headers before asking the next mirror
@@ -114,6 +125,7 @@ class MirrorHealth:
             if self.last_error_at is None
             else round(now - self.last_error_at, 1),
             latency_ms=None if self.latency is None else round(self.latency * 1000, 1),
+            throughput_mib_s=None if self.throughput is None else round(self.throughput / 2**20, 1),
             next_probe_in_s=round(max(self.next_probe - now, 0.0), 1)
             if self.state is State.OPEN
             else None,
@@ -124,10 +136,11 @@ class MirrorHealth:
 
 def by_speed(mirrors: list[MirrorHealth]) -> list[MirrorHealth]:
     """The mirrors in the order to try them: as given, except that a mirror clearly faster
-    than one before it (under half its smoothed time to response headers) goes ahead of it,
-    and one not measured yet goes ahead of one slower than `SLOW` (to be measured too). The
-    margin keeps jitter from reordering them. A mirror whose circuit is open keeps its place:
-    its probe is due when it is due."""
+    than one before it goes ahead of it: under half its smoothed time to response headers,
+    or over twice its throughput, and not twice as bad on the other. One whose latency is
+    not measured yet goes ahead of one slower than `SLOW` (to be measured too). The margins
+    keep jitter from reordering them. A mirror whose circuit is open keeps its place: its
+    probe is due when it is due."""
     slots = [i for i, m in enumerate(mirrors) if m.state is State.CLOSED]
     ranked: list[MirrorHealth] = []
     for mirror in (mirrors[i] for i in slots):
@@ -146,7 +159,16 @@ def _clearly_faster(mirror: MirrorHealth, ahead: MirrorHealth) -> bool:
         return False
     if mirror.latency is None:
         return ahead.latency > SLOW
-    return mirror.latency < ahead.latency / 2
+    answers = _twice(ahead.latency, mirror.latency)  # +1: answers in under half the time
+    sends = _twice(mirror.throughput, ahead.throughput)  # +1: sends over twice as fast
+    return (answers > 0 and sends >= 0) or (sends > 0 and answers >= 0)
+
+
+def _twice(more: float | None, less: float | None) -> int:
+    """+1 if `more` is over twice `less`, -1 if under half of it, else (or unknown) 0."""
+    if more is None or less is None:
+        return 0
+    return 1 if more > 2 * less else -1 if 2 * more < less else 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +183,7 @@ class MirrorReport:
     last_error_age_s: float | None
     latency_ms: float | None
     next_probe_in_s: float | None  # while the circuit is open
+    throughput_mib_s: float | None = None  # of one file body, from long ones
     hedge_after_ms: int | None = None  # the next mirror is asked too past this
     rank: int = 1  # its place in the order its group's mirrors are tried in now
 

@@ -91,12 +91,19 @@ def _mirrors(mirrors: dict[str, list[MirrorReport]]) -> str:
                 f'<tr class="{css}"><td>{escape(upstream)}</td>'
                 f'<td class="url">{escape(report.url)}</td><td>{escape(state)}</td>'
                 f"<td>{'-' if latency is None else f'{latency:.0f} ms'}</td>"
+                f"<td>{_rate(report.throughput_mib_s)}</td><td>{report.rank}</td>"
                 f'<td class="error">{escape(error)}</td></tr>'
             )
     return (
         '<table id="mirrors"><tr><th>Upstream</th><th>Mirror</th><th>State</th>'
-        "<th>Latency</th><th>Last error</th></tr>" + "".join(rows) + "</table>"
+        "<th>Latency</th><th>Throughput</th><th>Tried</th><th>Last error</th></tr>"
+        + "".join(rows)
+        + "</table>"
     )
+
+
+def _rate(mib_s: float | None) -> str:
+    return "-" if mib_s is None else f"{mib_s:.1f} MiB/s"
 
 
 def _cache(cache: CacheFigures, traffic: Traffic) -> str:

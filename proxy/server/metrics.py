@@ -66,6 +66,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self._throughput = Gauge(
+            "pypi_proxy_upstream_throughput_bytes_per_second",
+            "Bytes a second of one file body from the mirror, smoothed over long bodies",
+            ["mirror"],
+            registry=r,
+        )
         self._fills = Gauge("pypi_proxy_fills_in_flight", "Downloads under way", registry=r)
         self._cache_bytes = Gauge(
             "pypi_proxy_cache_bytes",
@@ -95,6 +101,9 @@ class Metrics:
     def hedged(self, mirror: str) -> None:
         """`mirror` was slow to answer: the next one is asked as well."""
         self._hedges.labels(hide_passwords(mirror)).inc()
+
+    def upstream_throughput(self, mirror: str, rate: float) -> None:
+        self._throughput.labels(hide_passwords(mirror)).set(rate)
 
     def prefetched(self, kind: str) -> None:
         self._prefetches.labels(kind).inc()

@@ -174,13 +174,18 @@ class MirrorRequests:
         return b"".join(parts)
 
     async def chunks(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
+        """A file body; how fast it came counts towards the mirror's throughput."""
+        started, size = self._mirrors.clock(), 0
         try:
             with self._failures_of(mirror):
                 async for chunk in response.aiter_raw():
+                    size += len(chunk)
                     self._metrics.upstream_bytes(len(chunk))
                     yield chunk
         except MirrorFailed as exc:
             raise UpstreamError(str(exc)) from None
+        finally:
+            self._mirrors.transferred(mirror, size, self._mirrors.clock() - started)
 
 
 def _upstream_body(

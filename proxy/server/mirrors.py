@@ -64,6 +64,11 @@ class Mirrors:
         mirror.succeeded(latency)
         self._metrics.upstream_latency(mirror.url, latency)
 
+    def transferred(self, mirror: MirrorHealth, size: int, seconds: float) -> None:
+        mirror.transferred(size, seconds)
+        if mirror.throughput is not None:
+            self._metrics.upstream_throughput(mirror.url, mirror.throughput)
+
     def failed(
         self,
         mirror: MirrorHealth,

@@ -90,6 +90,11 @@ def test_big_file_comes_as_ranges_from_both_mirrors_and_verifies(two: Two) -> No
         assert HUGE.size <= sent <= HUGE.size + 4 * 1024 * 1024
         again = _download(base)
         assert again.headers["x-cache"] == "HIT" and _sha256(again) == HUGE.sha256
+        # What the ranges showed of each mirror's throughput (under its cap), for choosing.
+        for mirror in httpx.get(f"{base}/-/health").json()["upstreams"]["pypi"]:
+            assert 1 < mirror["throughput_mib_s"] <= RATE / 2**20 * 1.1, mirror
+        gauge = "pypi_proxy_upstream_throughput_bytes_per_second{"
+        assert httpx.get(f"{base}/metrics").text.count(gauge) == 2
 
 
 def test_a_cut_range_is_taken_up_again_and_the_file_verifies(two: Two) -> None:

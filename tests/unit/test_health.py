@@ -82,6 +82,7 @@ def test_report() -> None:
         "next_probe_in_s": report.next_probe_in_s,
         "hedge_after_ms": 1000,
         "rank": 1,
+        "throughput_mib_s": None,
     }
 
 
@@ -120,3 +121,35 @@ def test_only_a_clearly_faster_mirror_goes_ahead_and_an_open_one_keeps_its_place
     assert order(mirror("a", 0.3, open_=True), mirror("b", 0.4), mirror("c", 0.1)) == [
         "a", "c", "b"
     ]  # fmt: skip
+
+
+def test_a_mirror_that_sends_over_twice_as_fast_goes_ahead_unless_it_answers_twice_as_slow() -> (
+    None
+):
+    def mirror(name: str, latency: float, mib_s: float | None = None) -> MirrorHealth:
+        m = MirrorHealth(f"https://{name}.test/")
+        m.succeeded(latency)
+        if mib_s is not None:
+            m.transferred(int(mib_s * 2**20), 1.0)
+        return m
+
+    def order(*mirrors: MirrorHealth) -> list[str]:
+        return [m.url[8] for m in by_speed(list(mirrors))]
+
+    assert order(mirror("a", 0.1, 5), mirror("b", 0.1, 20)) == ["b", "a"]
+    assert order(mirror("a", 0.1, 5), mirror("b", 0.1, 8)) == ["a", "b"]  # alike
+    assert order(mirror("a", 0.1, 5), mirror("b", 0.3, 20)) == ["a", "b"]  # answers too slowly
+    assert order(mirror("a", 0.1, 5), mirror("b", 0.1)) == ["a", "b"]  # b's not measured
+    # Under half the latency goes ahead, unless it sends under half as fast.
+    assert order(mirror("a", 0.3, 20), mirror("b", 0.1, 5)) == ["a", "b"]
+    assert order(mirror("a", 0.3, 20), mirror("b", 0.1, 15)) == ["b", "a"]
+
+
+def test_only_long_bodies_measure_throughput() -> None:
+    m = MirrorHealth("https://m.test/")
+    m.transferred(100_000, 0.5)  # a small file: latency, not throughput
+    assert m.throughput is None
+    m.transferred(10 * 2**20, 1.0)
+    m.transferred(20 * 2**20, 1.0)
+    assert m.throughput == 0.7 * 10 * 2**20 + 0.3 * 20 * 2**20
+    assert m.report(0, HEDGE).throughput_mib_s == 13.0
