@@ -115,6 +115,7 @@ class Config:
     hedge_min: float = 0.25
     hedge_max: float = 2.0
     mirror_order: MirrorOrder = "measured"  # or "configured": strictly as listed
+    http2: bool = True  # for pages and metadata, with mirrors that offer it (TLS, ALPN)
     # A file of at least `segment_above` bytes, from a mirror that honours Range, comes as
     # up to this many ranges at once (see `server.segmented`); 1: one stream for every file.
     segments: int = 8

@@ -77,6 +77,7 @@ SETTINGS = (
     Setting("tls", "ca_bundle", "ca_bundle", read.file_path),
     Setting("links", "allow_private", "allow_private_links", read.boolean),
     Setting("mirrors", "order", "mirror_order", read.choice(MIRROR_ORDERS)),
+    Setting("mirrors", "http2", "http2", read.boolean),
     Setting("downloads", "segments", "segments", read.whole_number),
     Setting("downloads", "segment_above", "segment_above", read.size),
     Setting("circuit", "failures", "failures", read.whole_number),

@@ -47,7 +47,9 @@ def build_http_client(
     transport: httpx.AsyncBaseTransport | None = None,
     limits: httpx.Limits | None = None,
     follow_redirects: bool = True,
+    http2: bool = False,
 ) -> httpx.AsyncClient:
+    """`http2`: offered to mirrors over TLS (ALPN), which answer with it or HTTP/1.1."""
     context = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
     return httpx.AsyncClient(
         # httpx's read timeout is per read: it is the stall timeout. Time to first byte is
@@ -65,6 +67,7 @@ def build_http_client(
         verify=context,
         limits=limits or httpx.Limits(max_connections=200, max_keepalive_connections=40),
         transport=transport,
+        http2=http2,
     )
 
 

@@ -54,11 +54,18 @@ class MirrorRequests:
         self._config = config
         self._mirrors = mirrors
         self._metrics = metrics
-        self._http = build_http_client(config, transport=transport, follow_redirects=False)
+        # Files over HTTP/1.1, a connection each (a CDN caps each connection, and the ranges
+        # of a big file are several); the small answers (pages, metadata) over HTTP/2 where
+        # a mirror offers it, many at once on one connection (see bench/http2.py).
+        self._files = build_http_client(config, transport=transport, follow_redirects=False)
+        self._small = build_http_client(
+            config, transport=transport, follow_redirects=False, http2=config.http2
+        )
         self._destinations = Destinations(config.allow_private_links)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._files.aclose()
+        await self._small.aclose()
 
     async def fetch_small(self, mirror: MirrorHealth, url: str) -> bytes:
         """A whole small body (a `.metadata` file, a provenance)."""
@@ -88,7 +95,7 @@ class MirrorRequests:
             if if_range:
                 headers["If-Range"] = if_range
         try:
-            async with self.request(mirror, url, headers) as response:
+            async with self.request(mirror, url, headers, file=True) as response:
                 if response.status_code in NOT_FOUND:
                     raise NotFoundUpstream(url)
                 yield _upstream_body(response, offset, self.chunks(mirror, response))
@@ -97,13 +104,14 @@ class MirrorRequests:
 
     @asynccontextmanager
     async def request(
-        self, mirror: MirrorHealth, url: str, headers: dict[str, str]
+        self, mirror: MirrorHealth, url: str, headers: dict[str, str], *, file: bool = False
     ) -> AsyncIterator[httpx.Response]:
         """A response whose status is 200, 206 or not-found; anything else fails the mirror.
         The mirror counts as answering once the body was read to its end: one that answers
-        and then keeps breaking off must still end up skipped."""
+        and then keeps breaking off must still end up skipped. `file`: a file's body, over
+        a connection of its own."""
         started = self._mirrors.clock()
-        response = await self._send(mirror, url, headers)
+        response = await self._send(self._files if file else self._small, mirror, url, headers)
         try:
             self._check(mirror, response, headers)
             latency = self._mirrors.clock() - started
@@ -125,14 +133,14 @@ class MirrorRequests:
             raise self._mirrors.failed(mirror, "unexpected Content-Encoding")
 
     async def _send(
-        self, mirror: MirrorHealth, url: str, headers: dict[str, str]
+        self, http: httpx.AsyncClient, mirror: MirrorHealth, url: str, headers: dict[str, str]
     ) -> httpx.Response:
         """The response, once its headers are in, redirects followed here so that every
         place the request goes is checked (see `destinations`)."""
         for _ in range(MAX_REDIRECTS + 1):
             await self._destinations.before(mirror, url)
             with self._failures_of(mirror):
-                response = await send(self._http, url, headers, self._config.first_byte_timeout)
+                response = await send(http, url, headers, self._config.first_byte_timeout)
             try:
                 await self._destinations.after(mirror, response)
             except LinkRefused:

@@ -1,16 +1,24 @@
-"""Run an ASGI app under a real uvicorn server in a background thread."""
+"""Run an ASGI app under a real server in a background thread: uvicorn, or hypercorn for
+HTTP/2 over TLS."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from .process import free_port
 
 START_TIMEOUT = 10.0
 # Uvicorn waits this long for in-flight requests on shutdown, then cancels them.
@@ -91,3 +99,50 @@ def _stop(server: uvicorn.Server, thread: threading.Thread) -> bool:
         server.force_exit = True
         thread.join(STOP_TIMEOUT)
     return not thread.is_alive()
+
+
+@contextmanager
+def serve_h2(app: Any, workdir: Path) -> Iterator[tuple[str, Path]]:
+    """Serve ``app`` with hypercorn over TLS, offering HTTP/2 and HTTP/1.1 (ALPN), with a
+    self-signed certificate for 127.0.0.1 made here; yield the base URL and the certificate
+    (for clients to trust)."""
+    cert, key = workdir / "h2-cert.pem", workdir / "h2-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    port = free_port()
+    config = HypercornConfig()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.certfile, config.keyfile = str(cert), str(key)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.loglevel = "WARNING"
+    config.graceful_timeout = GRACEFUL_SHUTDOWN
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        loop.run_until_complete(hypercorn_serve(app, config, shutdown_trigger=stop.wait))
+
+    thread = threading.Thread(target=run, name=f"hypercorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _accepts(port):
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("hypercorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"https://127.0.0.1:{port}", cert
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(STOP_TIMEOUT)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False

@@ -113,6 +113,7 @@ class RequestRecord:
     kind: Kind
     status: int | None = None
     bytes_sent: int = 0  # body bytes handed to the server so far
+    http_version: str = ""  # as the server says: "1.1", "2"
 
 
 class UpstreamAbort(Exception):
@@ -316,6 +317,7 @@ class FakeUpstream:
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             kind=kind,
+            http_version=scope.get("http_version", ""),
         )
         with self._lock:
             self._log.append(record)
