@@ -56,6 +56,7 @@ def test_a_file_evicted_while_it_is_served_reaches_its_reader_whole(stocked: Wor
     cache = {"dir": str(stocked.cache_dir), "max_size": 49 * MIB, "min_free": 0}
     with stocked.proxy(cache=cache) as base, httpx.Client(base_url=base, timeout=30) as client:
         client.get(url)
+        assert large.sha256 in stocked.cached_files()
         time.sleep(0.05)
         with client.stream("GET", url) as reading:  # a hit, read slowly
             assert reading.headers["x-cache"] == "HIT"

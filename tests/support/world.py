@@ -70,12 +70,13 @@ class World:
             **more,
         }
 
-    def cached_files(self) -> set[str]:
-        """Names (sha256s) of the files in the proxy's store, once the downloads under way
-        are done: a client has a file once it is verified, a moment before it is on disk and
-        committed."""
+    def cached_files(self, *, settled: bool = True) -> set[str]:
+        """Names (sha256s) of the files in the proxy's store; `settled`, once the downloads
+        under way are done (a client has a file once it is verified, a moment before it is
+        on disk and committed)."""
         tmp = self.cache_dir / "tmp"
-        wait_for(lambda: not tmp.is_dir() or not any(tmp.glob("*.part")))
+        if settled:
+            wait_for(lambda: not tmp.is_dir() or not any(tmp.glob("*.part")))
         return {p.name for p in (self.cache_dir / "files").rglob("*") if p.is_file()}
 
     @contextmanager
