@@ -122,8 +122,9 @@ class SegmentedDownload:
             self._ending = True  # the hasher takes what is there, then stops
             self._wrote.set()
             await asyncio.gather(discovery, hashing, return_exceptions=True)
-        if not hashing.cancelled() and hashing.exception() is not None:
-            raise hashing.exception()  # type: ignore[misc]
+        failed = None if hashing.cancelled() else hashing.exception()
+        if failed is not None:
+            raise failed
         if not self._spans.done:
             # Back to the verified prefix, where one stream can go on (see `CacheFiller`).
             self._out.truncate(self._fill.written)
