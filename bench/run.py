@@ -12,7 +12,11 @@ Needs nginx, wrk and curl (Debian: `apt-get install nginx wrk curl`). Measures:
    static file;
 4. the proxy's peak RSS over all of it;
 5. a cold `pip download` through the proxy whose first mirror accepts connections and never
-   answers (the bundled timeouts), against pip going straight to the mirror that answers.
+   answers (the bundled timeouts), against pip going straight to the mirror that answers;
+6. a cold download of a big wheel from one and two mirrors that cap each connection at
+   20 MiB/s, against curl fetching it straight (one connection);
+7. a cold `pip download` of a 26-wheel tree with every upstream request 40 ms away, and a
+   cold `uv pip install` of it on loopback, against each client going straight upstream.
 
 Everything runs on 127.0.0.1; the fake upstream is the test suite's.
 """
@@ -33,6 +37,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -165,6 +170,12 @@ def main() -> int:
         # 5. a first mirror that accepts connections and never answers, the bundled timeouts
         rows.append(_hanging_mirror(stack, upstream, upstream_url, work))
 
+        # 6. a big wheel from upstreams that cap each connection
+        rows += _capped_upstreams(stack, work, (40 if args.quick else 100) * MIB)
+
+        # 7. cold installs of a 26-wheel tree: pip with every upstream request 40 ms away, uv
+        rows += _cold_tree(stack, work)
+
     table = _markdown(rows, quick=args.quick)
     print(table)
     args.out.write_text(table)
@@ -201,6 +212,88 @@ def _hanging_mirror(
     )
 
 
+def _capped_upstreams(stack: ExitStack, work: Path, size: int) -> list[tuple[str, str, str, str]]:
+    """A cold download of a big wheel through the proxy (bundled `downloads` settings) from
+    one, then two, mirrors that cap each connection at 20 MiB/s (nginx's `limit_rate`: the
+    fake upstream cannot send that fast over several connections at once), beside curl
+    fetching it straight from one of them (one connection)."""
+    wheel = make_wheel("benchcapped", "1.0", payload_size=size)
+    root = work / "capped"
+    (root / "simple" / "benchcapped").mkdir(parents=True)
+    (root / "files").mkdir()
+    (root / "files" / wheel.filename).write_bytes(wheel.content)
+    link = f'<a href="../../files/{wheel.filename}#sha256={wheel.sha256}">{wheel.filename}</a>'
+    (root / "simple" / "benchcapped" / "index.html").write_text(f"<html><body>{link}</body></html>")
+    rate = "limit_rate 20m;"
+    mirrors = [stack.enter_context(_nginx(root, work, f"capped{i}", rate))[0] for i in (1, 2)]
+    direct = _parallel_curl(f"{mirrors[0]}/files/{wheel.filename}", 1)
+    rows = []
+    for count in (1, 2):
+        roots = [f"{base}/simple/" for base in mirrors[:count]]
+        config = {"upstreams": {"pypi": {"mirrors": roots}}, "cache": {"min_free": 0}}
+        cache = work / f"capped-{count}"
+        with proxy_process(config, work, "--log-level", "warning", cache_dir=cache) as (_, base):
+            httpx.get(f"{base}/simple/benchcapped/")
+            took = _parallel_curl(f"{base}/files/benchcapped/{wheel.filename}", 1)
+        rows.append(
+            (
+                f"cold {size // MIB} MiB wheel, {count} mirror(s) capped at 20 MiB/s a connection",
+                f"{took:.2f} s",
+                f"{direct:.2f} s (curl straight from one, one connection)",
+                f"{direct / took:.2f} x one connection",
+            )
+        )
+    return rows
+
+
+def _cold_tree(stack: ExitStack, work: Path) -> list[tuple[str, str, str, str]]:
+    """A cold `pip download` of a 26-wheel tree (a root, five projects it requires, four
+    more under each) with every upstream request 40 ms away, and a cold `uv pip install` of
+    it on loopback: through the proxy (bundled settings), beside the client going direct."""
+    upstream = FakeUpstream("mirror")
+    leaves = [[f"benchleaf{i}x{j}" for j in range(4)] for i in range(5)]
+    for group in leaves:
+        for name in group:
+            upstream.add(make_wheel(name, "1.0", payload_size=20_000), metadata=True)
+    middles = [f"benchmid{i}" for i in range(5)]
+    for name, group in zip(middles, leaves, strict=True):
+        upstream.add(make_wheel(name, "1.0", requires=group, payload_size=20_000), metadata=True)
+    upstream.add(make_wheel("benchroot", "1.0", requires=middles), metadata=True)
+    direct = upstream.root_url(stack.enter_context(upstream.running()))
+    config = {"upstreams": {"pypi": {"mirrors": [direct]}}, "cache": {"min_free": 0}}
+    rows = []
+    for client, delay in (("pip download", 0.04), ("uv pip install", None)):
+        upstream.page_faults.delay = upstream.file_faults.delay = delay
+        cache = work / f"tree-{client.split()[0]}"
+        with proxy_process(config, work, "--log-level", "warning", cache_dir=cache) as (_, base):
+            proxy = _install_tree(client, f"{base}/simple/", work / f"{cache.name}-proxy")
+        went_direct = _install_tree(client, direct, work / f"{cache.name}-direct")
+        where = "every upstream request 40 ms away" if delay else "loopback"
+        rows.append(
+            (
+                f"cold `{client}` of a 26-wheel tree, {where}",
+                f"{proxy:.2f} s",
+                f"{went_direct:.2f} s (straight to the upstream)",
+                f"{proxy / went_direct:.2f} x direct",
+            )
+        )
+    return rows
+
+
+def _install_tree(client: str, index: str, into: Path) -> float:
+    if client == "pip download":
+        command = [sys.executable, "-m", "pip", "download", "--no-cache-dir", "-d", str(into),
+                   "--index-url", index, "benchroot"]  # fmt: skip
+    else:
+        uv = find_uv_bin()
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(into)], check=True)
+        command = [uv, "pip", "install", "-q", "--no-cache", "--python", str(into / "bin/python"),
+                   "--index-url", index, "benchroot"]  # fmt: skip
+    started = time.monotonic()
+    subprocess.run(command, env=isolated_env(), check=True, capture_output=True, timeout=300)
+    return time.monotonic() - started
+
+
 def _pip_download(index: str, into: Path) -> float:
     started = time.monotonic()
     subprocess.run(
@@ -218,14 +311,17 @@ def _add_big_page(upstream: FakeUpstream, count: int) -> str:
 
 
 @contextmanager
-def _nginx(root: Path, work: Path) -> Iterator[tuple[str, Callable[[], list[int]]]]:
+def _nginx(
+    root: Path, work: Path, name: str = "nginx", server: str = ""
+) -> Iterator[tuple[str, Callable[[], list[int]]]]:
+    """nginx serving `root` with sendfile (and `server`, more directives for the server)."""
     port = free_port()
-    conf = work / "nginx.conf"
+    conf = work / f"{name}.conf"
     conf.write_text(f"""
 worker_processes 1;
 daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log;
+pid {work}/{name}.pid;
+error_log {work}/{name}-error.log;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
@@ -240,6 +336,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        {server}
     }}
 }}
 """)
@@ -249,7 +346,7 @@ http {{
     deadline = time.monotonic() + 10
     while True:
         try:
-            httpx.get(base + "/page.json", timeout=1)
+            httpx.get(base + "/", timeout=1)
             break
         except httpx.TransportError:
             if time.monotonic() > deadline:
