@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import anyio
 from packaging.requirements import Requirement
@@ -34,6 +34,7 @@ from .pages import PageCache
 from .screening import Screening
 
 log = logging.getLogger("pypi_proxy.prefetch")
+Kind = Literal["page", "metadata", "file"]  # what was warmed, as /metrics labels it
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -67,7 +68,7 @@ class Warmer:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._warmed_at: OrderedDict[tuple[str, NormalizedName], float] = OrderedDict()
-        self._fetched: OrderedDict[tuple[str, str], None] = OrderedDict()  # (kind, key)
+        self._fetched: OrderedDict[tuple[Kind, str], None] = OrderedDict()
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -82,7 +83,7 @@ class Warmer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def used(self, kind: str, key: str) -> None:
+    def used(self, kind: Kind, key: str) -> None:
         """A client asked for this; counted if a warm-up fetched it."""
         if (kind, key) in self._fetched:
             del self._fetched[kind, key]
@@ -172,7 +173,7 @@ class Warmer:
         self._note("file", origin.link.key)
         await self._filler.start(origin).wait()
 
-    def _note(self, kind: str, key: str) -> None:
+    def _note(self, kind: Kind, key: str) -> None:
         self._metrics.prefetched(kind)
         _remember(self._fetched, (kind, key), None)
 
