@@ -82,6 +82,8 @@ class Limits:
     page_links: int = MAX_LINKS  # files on one page
     metadata_size: int = METADATA_LIMIT  # bytes of a METADATA, `.metadata` or provenance file
     page_memory: int = 512 * 2**20  # bytes the pages kept in memory, rendered, may take
+    mirror_requests: int = 8  # pages and metadata asked of one mirror at once (see
+    # `MirrorRequests._turn`); file bodies are not counted
 
 
 @dataclass(frozen=True)

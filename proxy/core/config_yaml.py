@@ -88,6 +88,7 @@ SETTINGS = (
     Setting("limits", "page_links", "page_links", read.whole_number),
     Setting("limits", "metadata_size", "metadata_size", read.size),
     Setting("limits", "page_memory", "page_memory", read.size),
+    Setting("limits", "mirror_requests", "mirror_requests", read.whole_number),
     Setting("prefetch", "dependencies", "dependencies", read.boolean),
     Setting("prefetch", "small_files", "small_files", read.size),
     Setting("prefetch", "concurrency", "concurrency", read.whole_number),

@@ -492,3 +492,27 @@ async def test_an_open_mirror_s_probe_is_claimed_only_when_it_is_asked() -> None
     await ask(up, cfg)  # a answers at once: b is never asked
     assert up.mirrors.could_use(b) and b.next_probe == clock.now  # its probe still due
     await up.aclose()
+
+
+async def test_a_mirror_is_asked_for_a_few_pages_at_a_time_the_rest_wait_their_turn() -> None:
+    """Past a few at once the HTTP client's pool costs more CPU per request: the proxy keeps
+    to `limits.mirror_requests` per mirror; the others wait, none is refused."""
+    net, under_way, most = Net(), 0, 0
+
+    async def page(request: httpx.Request) -> httpx.Response:
+        nonlocal under_way, most
+        under_way += 1
+        most = max(most, under_way)
+        await asyncio.sleep(0.02)
+        under_way -= 1
+        return project_json(("demo-1.0.tar.gz", SHA))(request)  # type: ignore[return-value]
+
+    cfg = config("https://a.test/simple/", limits={"mirror_requests": 3})
+    names = [NormalizedName(f"p{i}") for i in range(12)]
+    for name in names:
+        net.answers[f"https://a.test/simple/{name}/"] = page
+    up = client(cfg, net)
+    with anyio.fail_after(5):
+        pages = await asyncio.gather(*(up.project_page(cfg.upstreams[0], n) for n in names))
+    assert all(p is not None for p in pages) and most == 3
+    await up.aclose()
