@@ -31,6 +31,7 @@ from .config import (
     Upstream,
 )
 from .policy import MODES, Policy
+from .pytorch_builds import with_builds
 
 
 def load_config(path: Path) -> Config:
@@ -97,7 +98,7 @@ SETTINGS = (
 # Ranges of one file at once: more only add requests (CDNs answer many with 429).
 MAX_SEGMENTS = 16
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
-TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy"}
+TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy", "pytorch"}
 # The keys of a `policy` (at the top level, in an index, in a route) and how each is read.
 POLICY = {
     "min_age": read.duration,
@@ -114,7 +115,7 @@ Keys = dict[str, Any]  # policy keys as read, to lay over those of the level abo
 
 
 def parse_config(data: Any) -> Config:
-    root = read.mapping(data, "", TOP_LEVEL)
+    root = with_builds(read.mapping(data, "", TOP_LEVEL))
     sections = {
         name: read.mapping(root.get(name, {}), name, keys) for name, keys in SECTIONS.items()
     }

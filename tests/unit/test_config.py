@@ -27,15 +27,80 @@ def test_bundled_default_config() -> None:
     config = load_config(default_config_path())
     assert (config.host, config.port, config.page_ttl) == ("0.0.0.0", 3141, 600.0)
     assert len(config.upstream("pypi").mirrors) == 2
-    profiles = ["cu121", "cpu", "cu118", "cu124", "cu126", "cu128"]
-    assert [i.name for i in config.indexes] == profiles  # the default, cu121, first
-    for profile in profiles:
-        routes = config.indexes[profiles.index(profile)].routes
-        group = f"pytorch-{profile}"
-        assert config.upstream(group).mirrors[0].endswith(f"/whl/{profile}/")
+    names = [i.name for i in config.indexes]
+    assert names[0] == "cu121"  # the default, first: also at /simple/
+    assert {"cpu", "cu118", "cu121", "cu124", "cu126", "cu128", "cu130"} <= set(names)
+    for index in config.indexes:
+        group = f"pytorch-{index.name}"
+        assert config.upstream(group).mirrors == (
+            f"https://download.pytorch.org/whl/{index.name}/",
+        )
         for name in ["torch", "torchvision", "torchaudio", "triton", "pytorch-triton"]:
-            assert upstreams_for(routes, name) == (group,)
-        assert upstreams_for(routes, "numpy") == ("pypi", group)
+            assert upstreams_for(index.routes, name) == (group,)
+        assert upstreams_for(index.routes, "numpy") == ("pypi", group)
+
+
+def _builds(**pytorch: object) -> dict[str, object]:
+    return {"upstreams": {"pypi": {"mirrors": ["https://m.test/simple/"]}}, "pytorch": pytorch}
+
+
+def test_the_pytorch_builds_are_written_out_as_groups_and_indexes() -> None:
+    config = parse_config(_builds(builds=["cpu", "cu126", "rocm6.4"], default="cu126"))
+    assert [i.name for i in config.indexes] == ["cu126", "cpu", "rocm6.4"]
+    assert [u.name for u in config.upstreams] == ["pypi", "pytorch-cpu", "pytorch-cu126",
+                                                  "pytorch-rocm6.4"]  # fmt: skip
+    assert config.upstream("pytorch-rocm6.4").mirrors == (
+        "https://download.pytorch.org/whl/rocm6.4/",
+    )
+    rocm = config.index("rocm6.4").routes
+    assert upstreams_for(rocm, "torchaudio") == ("pytorch-rocm6.4",)
+    assert upstreams_for(rocm, "pytorch-triton-rocm") == ("pytorch-rocm6.4",)
+    assert upstreams_for(rocm, "requests") == ("pypi", "pytorch-rocm6.4")
+
+
+def test_without_a_default_the_first_build_is_served_at_simple() -> None:
+    config = parse_config(_builds(builds=["cu128", "cpu"], url="https://mirror.test/whl"))
+    assert config.indexes[0].name == "cu128"
+    assert config.upstream("pytorch-cpu").mirrors == ("https://mirror.test/whl/cpu/",)
+
+
+def test_hand_written_groups_and_indexes_stay_beside_the_builds() -> None:
+    data = _builds(builds=["cu121", "cu128"], default="cu121")
+    national = ["https://national.test/whl/cu121/", "https://download.pytorch.org/whl/cu121/"]
+    data["upstreams"] = {"pypi": {"mirrors": ["https://m.test/simple/"]},
+                         "pytorch-cu121": {"mirrors": national}}  # fmt: skip
+    data["indexes"] = {"lab": {"routes": [{"projects": ["*"], "upstreams": ["pypi"]}]}}
+    config = parse_config(data)
+    assert [i.name for i in config.indexes] == ["cu121", "cu128", "lab"]
+    assert config.upstream("pytorch-cu121").mirrors == tuple(national)  # kept as written
+    # A hand-written group of a build is that build's, not one of the mirrors for the rest.
+    assert upstreams_for(config.index("cu128").routes, "numpy") == ("pypi", "pytorch-cu128")
+
+
+@pytest.mark.parametrize(
+    ("pytorch", "message"),
+    [
+        ({}, "pytorch.builds: missing"),
+        ({"builds": []}, "pytorch.builds: empty"),
+        ({"builds": "cu121"}, "pytorch.builds: expected a list"),
+        ({"builds": ["cu121", "cu121"]}, r"pytorch.builds\[1\]: 'cu121' is listed twice"),
+        ({"builds": ["cu121"], "default": "cu999"}, "pytorch.default: 'cu999' is not one of"),
+        ({"builds": ["cu121"], "mirror": "x"}, "pytorch.mirror: unknown key"),
+        ({"builds": ["simple"]}, "indexes.simple: 'simple' is taken"),
+        ({"builds": ["cu121"], "url": "ftp://x/"}, "pytorch.url: not an http"),
+    ],
+)
+def test_a_bad_pytorch_section_names_the_key(pytorch: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_builds(**pytorch))
+
+
+def test_two_defaults_are_refused() -> None:
+    data = _builds(builds=["cu121"], default="cu121")
+    data["indexes"] = {"lab": {"default": True, "routes": [{"projects": ["*"],
+                                                           "upstreams": ["pypi"]}]}}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"indexes\.lab\.default: 'cu121' is the default already"):
+        parse_config(data)
 
 
 def test_minimal_config_routes_everything_to_every_upstream() -> None:

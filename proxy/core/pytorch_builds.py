@@ -1,0 +1,78 @@
+"""The `pytorch:` section: the PyTorch builds a lab uses, declared once, written out as the
+upstream groups and indexes that would otherwise be copied by hand for each build.
+
+    pytorch:
+      url: https://download.pytorch.org/whl/     # the default
+      builds: [cpu, cu118, cu121, cu126, cu128, cu130]
+      default: cu121                             # also served at /simple/
+
+Each build `b` becomes the upstream group `pytorch-b` (`<url>b/`) and the index `b`, at
+`/b/simple/`: the PyTorch-only projects from that group alone, everything else from the
+hand-written groups first, then from that group. A group or an index written by hand under
+the same name is kept instead (to put a national mirror before the PyTorch index, say). The
+result is YAML data again, which `config_yaml` reads like any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import config_values as read
+from .config import ConfigError
+
+DEFAULT_URL = "https://download.pytorch.org/whl/"
+# Projects that come from the PyTorch index alone, for a build: a name with the same
+# spelling elsewhere is not the build's.
+PYTORCH_ONLY = (
+    "torch", "torchvision", "torchaudio", "torchtext", "torchdata", "torchrec", "torchao",
+    "fbgemm-gpu", "triton", "pytorch-triton", "pytorch-triton-rocm", "pytorch-triton-xpu",
+)  # fmt: skip
+KEYS = {"url", "builds", "default"}
+
+
+def with_builds(root: dict[Any, Any]) -> dict[Any, Any]:
+    """The config data with its `pytorch:` section written out as `upstreams` and `indexes`
+    (unchanged without one)."""
+    if "pytorch" not in root:
+        return root
+    spec = read.mapping(root["pytorch"], "pytorch", KEYS)
+    url = read.index_url(spec.get("url", DEFAULT_URL), "pytorch.url")
+    builds = _builds(spec.get("builds"))
+    default = spec.get("default")
+    if default is not None and default not in builds:
+        known = ", ".join(builds)
+        raise ConfigError(f"pytorch.default: {default!r} is not one of pytorch.builds ({known})")
+    if "routes" in root:
+        raise ConfigError("routes: with a pytorch section, each index has its own routes")
+    written = dict(read.mapping(root.get("upstreams") or {}, "upstreams", None))
+    groups = {b: f"pytorch-{b}" for b in builds}
+    mirrors = [name for name in written if name not in groups.values()]
+    generated = {g: {"mirrors": [f"{url}{b}/"]} for b, g in groups.items() if g not in written}
+    upstreams = {**written, **generated}
+    indexes = {b: _index(groups[b], mirrors, b == default) for b in builds}
+    indexes.update(read.mapping(root.get("indexes") or {}, "indexes", None))
+    rest = {k: v for k, v in root.items() if k != "pytorch"}
+    return {**rest, "upstreams": upstreams, "indexes": indexes}
+
+
+def _builds(value: Any) -> list[str]:
+    if value is None:
+        raise ConfigError("pytorch.builds: missing; name the builds, such as [cpu, cu121]")
+    items = read.sequence(value, "pytorch.builds")
+    builds = [read.string(b, f"pytorch.builds[{i}]") for i, b in enumerate(items)]
+    if not builds:
+        raise ConfigError("pytorch.builds: empty; name at least one build, such as cu121 or cpu")
+    for i, build in enumerate(builds):
+        if build in builds[:i]:
+            raise ConfigError(f"pytorch.builds[{i}]: {build!r} is listed twice")
+    return builds
+
+
+def _index(group: str, mirrors: list[str], default: bool) -> dict[str, Any]:
+    return {
+        "default": default,
+        "routes": [
+            {"projects": list(PYTORCH_ONLY), "upstreams": [group]},
+            {"projects": ["*"], "upstreams": [*mirrors, group]},
+        ],
+    }
