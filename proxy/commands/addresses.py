@@ -6,20 +6,20 @@ from __future__ import annotations
 import socket
 
 from ..core.config import Config
-
-_EVERY_ADDRESS = ("0.0.0.0", "::", "")
+from ..core.lan import EVERY_ADDRESS
+from ..server.interfaces import reachable_addresses
 
 
 def client_urls(config: Config, path: str = "/simple/") -> list[str]:
     """The URLs clients on the LAN use for `path`, one per address of this machine."""
-    hosts = lan_addresses() if config.host in _EVERY_ADDRESS else [config.host]
+    hosts = lan_addresses() if config.host in EVERY_ADDRESS else [config.host]
     return [f"http://{host}:{config.port}{path}" for host in hosts]
 
 
 def local_url(config: Config) -> str:
     """The proxy's base URL for a command on this machine."""
     host = config.host
-    if host in _EVERY_ADDRESS:
+    if host in EVERY_ADDRESS:
         host = "127.0.0.1"  # a proxy listening on every address answers on loopback
     elif ":" in host:
         host = f"[{host}]"
@@ -27,10 +27,6 @@ def local_url(config: Config) -> str:
 
 
 def lan_addresses() -> list[str]:
-    """This machine's own addresses, from its host name (no packet is sent)."""
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-    except OSError:
-        infos = []
-    found = sorted({str(info[4][0]) for info in infos} - {"127.0.0.1", "127.0.1.1"})
-    return found or [socket.gethostname()]
+    """This machine's addresses on the LAN, read from its network interfaces; its host name
+    only when it has none."""
+    return reachable_addresses() or [socket.gethostname()]

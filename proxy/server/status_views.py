@@ -12,8 +12,11 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..core.config import Config
+from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
 from ..core.version import proxy_version
+from .interfaces import reachable_addresses
 from .metrics import CONTENT_TYPE
 from .services import services_of
 
@@ -22,7 +25,7 @@ async def home(request: Request) -> Response:
     services = services_of(request)
     store, config = services.store, services.config
     files, used = store.totals()
-    base = str(request.base_url).rstrip("/")
+    base = _base_for_clients(request, config)
     snapshot = Snapshot(
         version=proxy_version(),
         uptime=time.monotonic() - services.started,
@@ -39,6 +42,17 @@ async def home(request: Request) -> Response:
         advisories=services.advisories.counts(),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
+
+
+def _base_for_clients(request: Request, config: Config) -> str:
+    """The proxy's URL as the other machines reach it: the one this browser used, unless
+    that is loopback (the page opened on the proxy's own machine), then its LAN address."""
+    base = str(request.base_url).rstrip("/")
+    if not is_loopback(request.url.hostname or "") or config.host not in EVERY_ADDRESS:
+        return base
+    addresses = reachable_addresses()
+    port = request.url.port or config.port
+    return f"{request.url.scheme}://{addresses[0]}:{port}" if addresses else base
 
 
 async def metrics(request: Request) -> Response:

@@ -69,7 +69,9 @@ def test_status_page_in_chromium(world: World, browser: BrowserContext, tmp_path
     down = f"http://127.0.0.1:{free_port()}/simple/"  # nothing listens there
     world.more_mirrors = [down]
     gate = world.mirror.file_faults.gate = threading.Event()
-    with world.proxy(indexes=INDEXES) as base:
+    # Served on loopback only (and saying so): the page cannot send other machines to the
+    # LAN address (see the unit tier), so the setup it shows is for this one.
+    with world.proxy(indexes=INDEXES, listen={"host": "127.0.0.1"}) as base:
         some_traffic(world, base)
         url = f"{base}/files/bigpkg/{BIG.filename}"  # held half-way while the page loads
         reader = threading.Thread(target=httpx.get, args=(url,), kwargs={"timeout": 30})

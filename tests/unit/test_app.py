@@ -22,6 +22,7 @@ from support.wheels import Dist, make_wheel
 from proxy import create_app
 from proxy.core.config import Config
 from proxy.core.config_yaml import parse_config
+from proxy.server import status_views
 
 pytestmark = pytest.mark.anyio
 
@@ -210,6 +211,22 @@ async def test_the_proxy_s_own_pages(client: httpx.AsyncClient) -> None:
     metrics = (await client.get("/metrics")).text
     assert 'pypi_proxy_requests_total{route="/simple/{project}/",status="200"} 1.0' in metrics
     assert json.loads(health.text)["upstreams"]["pypi"][0]["url"] == MIRROR
+
+
+async def test_the_status_page_opened_on_the_proxy_s_own_machine_shows_its_lan_address(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(status_views, "reachable_addresses", lambda: ["10.0.0.5", "172.17.0.1"])
+    for local in ("http://localhost:3141/", "http://127.0.0.1:3141/", "http://[::1]:3141/"):
+        status = await client.get(local)
+        assert "<code>http://10.0.0.5:3141/simple/</code>" in status.text, local
+    # Opened from another machine: the address that browser used, which works.
+    assert "<code>http://proxy.test/simple/</code>" in (await client.get("/")).text
+    monkeypatch.setattr(status_views, "reachable_addresses", lambda: [])  # no LAN at all
+    assert (
+        "<code>http://localhost:3141/simple/</code>"
+        in (await client.get("http://localhost:3141/")).text
+    )
 
 
 async def test_made_up_names_cost_upstream_requests_only_once_in_a_while(
