@@ -95,6 +95,12 @@ def test_a_bad_pytorch_section_names_the_key(pytorch: dict[str, object], message
         parse_config(_builds(**pytorch))
 
 
+def test_top_level_routes_do_not_go_with_builds() -> None:
+    data = {**_builds(builds=["cu121"]), "routes": [{"projects": ["*"], "upstreams": ["pypi"]}]}
+    with pytest.raises(ConfigError, match="routes: with a pytorch section, each index has"):
+        parse_config(data)
+
+
 def test_two_defaults_are_refused() -> None:
     data = _builds(builds=["cu121"], default="cu121")
     data["indexes"] = {"lab": {"default": True, "routes": [{"projects": ["*"],
