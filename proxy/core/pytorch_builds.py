@@ -15,10 +15,18 @@ result is YAML data again, which `config_yaml` reads like any other.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
 from . import config_values as read
-from .config import ConfigError
+from .config import ConfigError, Index
+from .model import FileLink, NormalizedName, ProjectPage
+from .routing import route_for
 
 DEFAULT_URL = "https://download.pytorch.org/whl/"
 # Projects that come from the PyTorch index alone, for a build: a name with the same
@@ -76,3 +84,58 @@ def _index(group: str, mirrors: list[str], default: bool) -> dict[str, Any]:
             {"projects": ["*"], "upstreams": [*mirrors, group]},
         ],
     }
+
+
+# The oldest Linux driver that runs a CUDA major release's builds, by major version: PyTorch's
+# wheels bring their CUDA runtime along, so minor version compatibility applies (NVIDIA's
+# table: CUDA 11.x needs 450.80.02, 12.x 525.60.13, 13.x 580).
+MINIMUM_DRIVER = {11: "450.80.02", 12: "525.60.13", 13: "580"}
+_CUDA = re.compile(r"cu(\d+)(\d)")  # cu121: CUDA 12.1, cu130: 13.0, cu118: 11.8
+
+
+@dataclass(frozen=True)
+class TorchOffer:
+    """The newest torch a build's index lists, and what it needs of the machine."""
+
+    version: Version
+
+    @property
+    def cuda(self) -> tuple[int, int] | None:
+        found = _CUDA.fullmatch(self.version.local or "")
+        return (int(found[1]), int(found[2])) if found else None
+
+    def describe(self) -> str:
+        """`torch 2.5.1 (CUDA 12.1, Linux driver 525.60.13 or newer)`, `torch 2.9.1 (cpu)`."""
+        cuda = self.cuda
+        if cuda is None:
+            local = f" ({self.version.local})" if self.version.local else ""
+            return f"torch {self.version.public}{local}"
+        driver = MINIMUM_DRIVER.get(cuda[0])
+        needs = f", Linux driver {driver} or newer" if driver else ""
+        return f"torch {self.version.public} (CUDA {cuda[0]}.{cuda[1]}{needs})"
+
+
+def newest_torch(files: Iterable[FileLink]) -> TorchOffer | None:
+    """The newest torch release among a page's wheels (no pre-release, nothing yanked)."""
+    versions = []
+    for link in files:
+        try:
+            name, version, _, _ = parse_wheel_filename(link.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if name == "torch" and not version.is_prerelease and not link.yanked:
+            versions.append(version)
+    return TorchOffer(max(versions)) if versions else None
+
+
+def offer_of(index: Index, cached: Callable[[str], ProjectPage | None]) -> str:
+    """What the index offers of torch, as people read it: from the pages `cached` (by
+    upstream group name) holds of the groups the index routes torch to; none fetched yet
+    says so."""
+    route = route_for(index.routes, NormalizedName("torch"))
+    for upstream in route.upstreams if route else ():
+        page = cached(upstream)
+        offer = newest_torch(page.files) if page else None
+        if offer is not None:
+            return offer.describe()
+    return "torch: not fetched yet"

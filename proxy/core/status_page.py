@@ -49,7 +49,8 @@ class Snapshot:
     cache: CacheFigures
     traffic: Traffic
     downloads: list[DownloadProgress]
-    indexes: list[tuple[str, str]]  # (name, the index URL as this browser reaches it)
+    # (name, the index URL as this browser reaches it, what it offers of torch)
+    indexes: list[tuple[str, str, str]]
     hidden: dict[str, int] = field(default_factory=dict)  # policy key -> what it hid
     advisories: dict[str, int] = field(default_factory=dict)  # advisory path -> loaded
 
@@ -64,7 +65,8 @@ def render_status(snap: Snapshot) -> str:
         cache=_cache(snap.cache, snap.traffic) + _policy(snap.hidden, snap.advisories),
         downloads=_downloads(snap.downloads),
         setup="".join(
-            _index_setup(name, url, first=not i) for i, (name, url) in enumerate(snap.indexes)
+            _index_setup(name, url, torch, first=not i)
+            for i, (name, url, torch) in enumerate(snap.indexes)
         ),
     )
 
@@ -152,11 +154,12 @@ def _downloads(downloads: list[DownloadProgress]) -> str:
     return '<table id="downloads">' + "".join(rows) + "</table>"
 
 
-def _index_setup(name: str, url: str, *, first: bool) -> str:
+def _index_setup(name: str, url: str, torch: str, *, first: bool) -> str:
     blocks = "".join(_snippet(name, s) for s in snippets(url))
     return (
         f'<details class="index" id="index-{escape(name)}"{" open" if first else ""}>'
-        f"<summary><strong>{escape(name)}</strong> <code>{escape(url)}</code></summary>"
+        f"<summary><strong>{escape(name)}</strong> <code>{escape(url)}</code> "
+        f'<span class="torch">{escape(torch)}</span></summary>'
         f"{blocks}</details>"
     )
 

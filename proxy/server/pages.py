@@ -256,6 +256,13 @@ class PageCache:
         self._remember(key, entry)
         return entry
 
+    def cached(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
+        """The project's page as last fetched from the upstream, if it ever was; nothing is
+        asked upstream (the status page shows what is known)."""
+        key = self._db.page_key(upstream, name)
+        entry = self._memory.get(key) or self._stored(key, _PAGE)
+        return cast(ProjectPage | None, entry.value) if entry else None
+
     def _stored(self, key: str, codec: _Codec[T]) -> Entry[T] | None:
         """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""
         stored = self._db.entry(key)

@@ -12,13 +12,15 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..core.config import Config
+from ..core.config import Config, Index
 from ..core.lan import EVERY_ADDRESS, is_loopback
+from ..core.model import NormalizedName
+from ..core.pytorch_builds import offer_of
 from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
 from ..core.version import proxy_version
 from .interfaces import reachable_addresses
 from .metrics import CONTENT_TYPE
-from .services import services_of
+from .services import Services, services_of
 
 
 async def home(request: Request) -> Response:
@@ -37,11 +39,17 @@ async def home(request: Request) -> Response:
         downloads=[
             DownloadProgress(f.filename, f.written, f.size) for f in services.filler.fills()
         ],
-        indexes=[(index.name, base + config.index_path(index)) for index in config.indexes],
+        indexes=[_index(services, base, index) for index in config.indexes],
         hidden=services.metrics.hidden(),
         advisories=services.advisories.counts(),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
+
+
+def _index(services: Services, base: str, index: Index) -> tuple[str, str, str]:
+    config, torch = services.config, NormalizedName("torch")
+    offer = offer_of(index, lambda group: services.pages.cached(config.upstream(group), torch))
+    return index.name, base + config.index_path(index), offer
 
 
 def _base_for_clients(request: Request, config: Config) -> str:

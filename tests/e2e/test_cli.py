@@ -151,7 +151,7 @@ def test_routes_tells_which_upstreams_a_project_resolves_to_and_why() -> None:
     )
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "index 'cu118':"
+    assert lines[0] == "index 'cu118': torch: not fetched yet"  # no cache here
     assert lines[1].startswith("  torch: routes[0] (matches 'torch'): pytorch-cu118;")
     assert lines[2].startswith("  numpy: routes[1] (matches '*'): pypi then pytorch-cu118;")
     assert "not a valid project name" in lines[3]

@@ -11,7 +11,8 @@ import yaml
 
 from proxy.core.config import ConfigError, Index, Route, default_config_path
 from proxy.core.config_yaml import load_config, parse_config
-from proxy.core.model import NormalizedName
+from proxy.core.model import FileLink, NormalizedName, ProjectPage
+from proxy.core.pytorch_builds import newest_torch, offer_of
 from proxy.core.routing import route_for
 
 MINIMAL: dict[str, Any] = {"upstreams": {"pypi": {"mirrors": ["https://m.test/simple"]}}}
@@ -283,3 +284,30 @@ def test_the_commented_limits_links_and_policy_parse_once_uncommented() -> None:
     assert config.limits.page_links == 200_000 and config.allow_private_links is True
     assert config.index().policy.min_age == 7 * 86400
     assert config.index().policy.block_severity == "high"
+
+
+def test_what_each_index_offers_of_torch_from_its_cached_pages() -> None:
+    config = parse_config(_builds(builds=["cu121", "cu130", "cpu"]))
+    wheels = {
+        "pytorch-cu121": ["torch-2.5.1+cu121-cp311-cp311-linux_x86_64.whl",
+                          "torch-2.4.1+cu121-cp311-cp311-linux_x86_64.whl",
+                          "torch-2.6.0.dev20241101+cu121-cp311-cp311-linux_x86_64.whl",
+                          "torchvision-0.20.1+cu121-cp311-cp311-linux_x86_64.whl"],
+        "pytorch-cu130": ["torch-2.9.1+cu130-cp312-cp312-win_amd64.whl"],
+    }  # fmt: skip
+
+    def cached(group: str) -> ProjectPage | None:
+        files = tuple(FileLink(f, f"https://t.test/{f}") for f in wheels.get(group, []))
+        return ProjectPage(NormalizedName("torch"), files) if files else None
+
+    offers = {i.name: offer_of(i, cached) for i in config.indexes}
+    assert offers == {
+        "cu121": "torch 2.5.1 (CUDA 12.1, Linux driver 525.60.13 or newer)",  # no dev build
+        "cu130": "torch 2.9.1 (CUDA 13.0, Linux driver 580 or newer)",
+        "cpu": "torch: not fetched yet",
+    }
+    rocm = newest_torch([FileLink("torch-2.9.1+rocm6.4-cp312-cp312-linux_x86_64.whl", "u")])
+    assert rocm is not None and rocm.describe() == "torch 2.9.1 (rocm6.4)"
+    assert (
+        newest_torch([FileLink("torch-2.9.1-cp312-cp312-win_amd64.whl", "u", yanked=True)]) is None
+    )

@@ -56,8 +56,12 @@ SNAPSHOT = Snapshot(
     ),
     downloads=[DownloadProgress("torch-2.5.1+cu121-cp311-cp311-win_amd64.whl", 250, 1000)],
     indexes=[
-        ("cu121", "http://10.0.0.5:3141/simple/"),
-        ("cpu", "http://10.0.0.5:3141/cpu/simple/"),
+        (
+            "cu121",
+            "http://10.0.0.5:3141/simple/",
+            "torch 2.5.1 (CUDA 12.1, Linux driver 525.60.13 or newer)",
+        ),
+        ("cpu", "http://10.0.0.5:3141/cpu/simple/", "torch: not fetched yet"),
     ],
 )
 
@@ -114,6 +118,10 @@ def test_downloads_in_progress() -> None:
 def test_setup_for_every_index_with_the_default_open() -> None:
     html = render_status(SNAPSHOT)
     assert '<details class="index" id="index-cu121" open>' in html
+    assert "torch 2.5.1 (CUDA 12.1, Linux driver 525.60.13 or newer)" in text_of(
+        html, "index-cu121"
+    )
+    assert "torch: not fetched yet" in text_of(html, "index-cpu")
     assert '<details class="index" id="index-cpu">' in html
     assert "index-url = http://10.0.0.5:3141/cpu/simple/" in text_of(html, "cpu-pip-linux")
     assert "trusted-host = 10.0.0.5" in text_of(html, "cu121-pip-windows")
