@@ -4,8 +4,9 @@ processes that share the cache.
 A fill runs as a task of its own, detached from the request that started it. Through a lock
 per file, one process downloads (`_own`) while the others follow its part file (`_follow`)
 and take over where it stopped if it dies. A download that breaks off resumes with `Range`,
-on the same mirror while it makes progress, else on the next; the sha256 over the whole file
-keeps the splice safe, and nothing that does not match it is ever committed.
+on the same mirror while it makes progress, else on the next (see `transfer`); the sha256
+over the whole file keeps the splice safe, and nothing that does not match it is ever
+committed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import hashlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Iterator
-from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
-from functools import partial
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -25,35 +24,19 @@ import anyio
 
 from ..core.model import FileLink, FileOrigin
 from .blobs import BlobStore
-from .errors import NotFoundUpstream, UpstreamError
 from .fill import CHUNK, Fill, FillFailed
 from .index_db import IndexDB
 from .locks import FileLocks
-from .mirror_requests import UpstreamBody
 from .segmented import SegmentedDownload
-from .source_race import Lookups, Source
-from .upstream import Opened, UpstreamClient
+from .source_race import Source
+from .transfer import Delivered, Target, Transfers
+from .upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from hashlib import _Hash as Hash
 
 log = logging.getLogger("pypi_proxy.fill")
 
-Delivered = Source | SegmentedDownload  # who sent the bytes of a download
-
-
-@dataclass(frozen=True)
-class _Target:
-    """Where a download goes: its fill, the part file and the digest of what it holds."""
-
-    fill: Fill
-    out: BinaryIO
-    digest: Hash
-    origin: FileOrigin
-
-
-# Requests one fill makes to a source that keeps breaking off, before it tries the next.
-ATTEMPTS_PER_SOURCE = 3
 # How often a process following another's download looks at its progress.
 FOLLOW_INTERVAL = 0.05
 
@@ -68,7 +51,6 @@ class CacheFiller:
         segments: tuple[int, int] = (1, 0),
     ) -> None:
         """`segments`: ranges fetched at once of a file of at least that many bytes."""
-        self._segments, self._segment_above = segments
         self._store = store
         self._db = db
         self._client = client
@@ -77,6 +59,7 @@ class CacheFiller:
         self._tasks: set[asyncio.Task[None]] = set()
         # Sources that sent bytes not matching a file's listed hash, passed over next time.
         self._corrupt: dict[str, set[str]] = {}
+        self._transfers = Transfers(client, store, segments, self._sources)
 
     def cached(self, link: FileLink) -> Path | None:
         """The committed blob of this file, if any (marked as just used)."""
@@ -168,7 +151,7 @@ class CacheFiller:
             raise FillFailed("the process downloading it gave up")
         fill.advance(held or 0)
         with _open_part(fill.part) as out:
-            delivered = await self._transfer(fill, out, digest, origin)
+            delivered = await self._transfers.run(Target(fill, out, digest, origin))
             sha256 = digest.hexdigest()
             repaired = link.sha256 not in (None, sha256) and await self._mismatch(
                 link, delivered, sha256
@@ -205,95 +188,6 @@ class CacheFiller:
                     ", ".join(url for _, url in wrong))  # fmt: skip
         return True
 
-    async def _transfer(
-        self, fill: Fill, out: BinaryIO, digest: Hash, origin: FileOrigin
-    ) -> Delivered:
-        """Write the file into `out` from its sources: the first to answer (see
-        `hedged_open`), then, while the file is not whole, the next ones in turn. Returns the
-        source that delivered the end, or the segmented download."""
-        target = _Target(fill, out, digest, origin)
-        nothing = UpstreamError(
-            f"{origin.upstream.name}: no mirror to fetch {fill.filename} from",
-            self._client.next_probe(origin.upstream),
-        )
-        async with Lookups(self._sources(origin)) as sources:
-            ask = partial(self._client.open_source, offset=fill.written)
-            race = self._client.race(sources, ask, discard=_close)
-            opened = await race.first(nothing)
-            source: Source | None = opened.source
-            first: Opened | None = opened
-            error: Exception = nothing
-            while source is not None:
-                result = await self._from_source(target, source, first)
-                if not isinstance(result, Exception):
-                    return result
-                error, source, first = result, await sources.next(), None
-            raise error
-
-    async def _from_source(
-        self, target: _Target, source: Source, first: Opened | None
-    ) -> Delivered | Exception:
-        """The file from one source, starting with its response `first` if there is one:
-        resumed where a body broke off (`Range`, with `If-Range`) a few times while it makes
-        progress. What it delivered, or why it did not."""
-        fill, url = target.fill, source[1]
-        error: Exception = UpstreamError(f"{url}: nothing fetched")
-        validator: str | None = None
-        for _ in range(ATTEMPTS_PER_SOURCE):
-            before = fill.written
-            try:
-                opened = first or await self._client.open_source(source, before, validator)
-                first = None
-                validator = opened.body.validator
-                async with AsyncExitStack() as ending:
-                    ending.push_async_exit(opened)  # a body that breaks off counts as such
-                    self._begin(fill, target.origin.link, opened.body.total)
-                    if self._splits(fill, opened.body):
-                        ending.pop_all()  # the segmented download ends it
-                        return await self._segmented(target, opened)
-                    await _append(fill, target.out, target.digest, opened.body)
-                if fill.size is None or fill.written == fill.size:
-                    return source
-                error = UpstreamError(f"{url}: ended at byte {fill.written} of {fill.size}")
-            except NotFoundUpstream as exc:
-                return exc
-            except UpstreamError as exc:
-                error = exc
-            if fill.written == before:
-                break  # no progress from this source: try the next
-            log.info("%s: resuming at byte %d from %s", fill.filename, fill.written, url)
-        return error
-
-    async def _segmented(self, target: _Target, opened: Opened) -> SegmentedDownload:
-        fill = target.fill
-        note = partial(self._store.write_prefix, fill.key)
-        download = SegmentedDownload(
-            fill, target.out, target.digest, self._client, self._segments, note
-        )
-        await download.run(opened, self._sources(target.origin))
-        return download
-
-    def _splits(self, fill: Fill, body: UpstreamBody) -> bool:
-        """Whether the rest of this response's file comes as several ranges at once."""
-        return (
-            self._segments > 1
-            and fill.written == 0
-            and body.ranges
-            and fill.size is not None
-            and fill.size >= self._segment_above
-        )
-
-    def _begin(self, fill: Fill, link: FileLink, total: int | None) -> None:
-        """Settle the file's size from the listing or the first response (a source whose
-        size disagrees is serving another file), and note it for other processes."""
-        known = link.size if link.size is not None else fill.size
-        if known is not None and total is not None and total != known:
-            raise UpstreamError(f"upstream's file has {total} bytes, expected {known}")
-        size = known if known is not None else total
-        if not fill.started.is_set():
-            self._store.write_size(fill.key, size)
-        fill.begin(size)
-
     async def _sources(self, origin: FileOrigin) -> AsyncGenerator[Source, None]:
         """The file's sources, those that lately sent bytes not matching its hash last."""
         corrupt = self._corrupt.get(origin.link.sha256 or "", set())
@@ -305,28 +199,6 @@ class CacheFiller:
                 yield mirror, url
         for source in deferred:
             yield source
-
-
-async def _append(fill: Fill, out: BinaryIO, digest: Hash, body: UpstreamBody) -> None:
-    """Write what the file still lacks from a response, which starts at `body.start`: the
-    offset asked for, or 0 when the source ignored the Range (the part already held is then
-    skipped)."""
-    skip = fill.written - body.start
-    async for chunk in body.chunks:
-        if skip:
-            dropped = min(skip, len(chunk))
-            chunk, skip = chunk[dropped:], skip - dropped
-            if not chunk:
-                continue
-        if fill.size is not None and fill.written + len(chunk) > fill.size:
-            raise UpstreamError(f"upstream sends more than {fill.size} bytes")
-        out.write(chunk)
-        digest.update(chunk)
-        fill.advance(fill.written + len(chunk))
-
-
-async def _close(opened: Opened) -> None:
-    await opened.close()
 
 
 def _hash_into(digest: Hash, path: Path) -> int | None:
