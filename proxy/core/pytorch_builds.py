@@ -128,12 +128,17 @@ def newest_torch(files: Iterable[FileLink]) -> TorchOffer | None:
     return TorchOffer(max(versions)) if versions else None
 
 
+def torch_groups(index: Index) -> tuple[str, ...]:
+    """The upstream groups the index routes torch to, in order."""
+    route = route_for(index.routes, NormalizedName("torch"))
+    return route.upstreams if route else ()
+
+
 def offer_of(index: Index, cached: Callable[[str], ProjectPage | None]) -> str:
     """What the index offers of torch, as people read it: from the pages `cached` (by
     upstream group name) holds of the groups the index routes torch to; none fetched yet
     says so."""
-    route = route_for(index.routes, NormalizedName("torch"))
-    for upstream in route.upstreams if route else ():
+    for upstream in torch_groups(index):
         page = cached(upstream)
         offer = newest_torch(page.files) if page else None
         if offer is not None:

@@ -224,9 +224,8 @@ class PageCache:
         ttl: Callable[[T], float],
         revalidate: bool,
     ) -> Found[T]:
-        entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, codec)
+        entry = await self._kept(key, codec)
         if entry is not None:
-            self._remember(key, entry)
             age, fresh_for = self._clock() - entry.fetched, ttl(entry.value)
             if age < fresh_for:
                 return Found(entry, CacheResult.HIT)
@@ -256,12 +255,18 @@ class PageCache:
         self._remember(key, entry)
         return entry
 
-    def cached(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
+    async def cached(self, upstream: Upstream, name: NormalizedName) -> ProjectPage | None:
         """The project's page as last fetched from the upstream, if it ever was; nothing is
         asked upstream (the status page shows what is known)."""
-        key = self._db.page_key(upstream, name)
-        entry = self._memory.get(key) or self._stored(key, _PAGE)
-        return cast(ProjectPage | None, entry.value) if entry else None
+        entry = await self._kept(self._db.page_key(upstream, name), _PAGE)
+        return entry.value if entry else None
+
+    async def _kept(self, key: str, codec: _Codec[T]) -> Entry[T] | None:
+        """The entry in memory, else from disk (then kept in memory too)."""
+        entry = self._memory.get(key) or await anyio.to_thread.run_sync(self._stored, key, codec)
+        if entry is not None:
+            self._remember(key, entry)
+        return entry
 
     def _stored(self, key: str, codec: _Codec[T]) -> Entry[T] | None:
         """An entry from disk (in a worker thread: a large one takes a while to unpickle)."""

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from ..core.config import Config, Index
 from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.model import NormalizedName
-from ..core.pytorch_builds import offer_of
+from ..core.pytorch_builds import offer_of, torch_groups
 from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
 from ..core.version import proxy_version
 from .interfaces import reachable_addresses
@@ -39,17 +39,18 @@ async def home(request: Request) -> Response:
         downloads=[
             DownloadProgress(f.filename, f.written, f.size) for f in services.filler.fills()
         ],
-        indexes=[_index(services, base, index) for index in config.indexes],
+        indexes=[await _index(services, base, index) for index in config.indexes],
         hidden=services.metrics.hidden(),
         advisories=services.advisories.counts(),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
 
 
-def _index(services: Services, base: str, index: Index) -> tuple[str, str, str]:
+async def _index(services: Services, base: str, index: Index) -> tuple[str, str, str]:
+    """An index as the status page shows it: its name, URL and what it offers of torch."""
     config, torch = services.config, NormalizedName("torch")
-    offer = offer_of(index, lambda group: services.pages.cached(config.upstream(group), torch))
-    return index.name, base + config.index_path(index), offer
+    pages = {g: await services.pages.cached(config.upstream(g), torch) for g in torch_groups(index)}
+    return index.name, base + config.index_path(index), offer_of(index, pages.get)
 
 
 def _base_for_clients(request: Request, config: Config) -> str:
