@@ -35,6 +35,28 @@ def pip_ini(index_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def setup_url(index_url: str) -> str | None:
+    """The proxy's setup script for an index: `/setup.py` beside `/simple/` (it picks the
+    build by the machine's GPU), `/<index>/setup.py` beside `/<index>/simple/`."""
+    if not index_url.endswith("/simple/"):
+        return None
+    return index_url.removesuffix("simple/") + "setup.py"
+
+
+def setup_commands(index_url: str) -> list[Snippet]:
+    """The one-liners that fetch and run the setup script: `py` on Windows, `python3` elsewhere."""
+    script = setup_url(index_url)
+    if script is None:
+        return []
+    fetch = f"import urllib.request as u; exec(u.urlopen('{script}').read())"
+    does = "picks the build for its GPU" if urlsplit(script).path == "/setup.py" else "this index"
+    where = f"one command per machine ({does}; add --dry-run to see first, --profile NAME, --undo)"
+    return [
+        Snippet("setup-windows", "setup script", where, f'py -c "{fetch}"\n', ("windows",)),
+        Snippet("setup", "setup script", where, f'python3 -c "{fetch}"\n', ("linux", "macos")),
+    ]
+
+
 def snippets(index_url: str) -> list[Snippet]:
     """Every way to point a client at this index, for every system."""
     ini = pip_ini(index_url)
@@ -50,6 +72,7 @@ def snippets(index_url: str) -> list[Snippet]:
     uv = f'[[index]]\nurl = "{index_url}"\ndefault = true\n'
     unix = ("linux", "macos")
     return [
+        *setup_commands(index_url),
         Snippet("pip-windows", "pip", f"in {PIP_CONFIG_PATHS['windows']}", ini, ("windows",)),
         Snippet("pip-powershell", "pip", "or in PowerShell, once", powershell, ("windows",)),
         Snippet("pip-linux", "pip", f"in {PIP_CONFIG_PATHS['linux']}", ini, ("linux",)),

@@ -134,13 +134,31 @@ def torch_groups(index: Index) -> tuple[str, ...]:
     return route.upstreams if route else ()
 
 
-def offer_of(index: Index, cached: Callable[[str], ProjectPage | None]) -> str:
-    """What the index offers of torch, as people read it: from the pages `cached` (by
-    upstream group name) holds of the groups the index routes torch to; none fetched yet
-    says so."""
+def offer_in(index: Index, cached: Callable[[str], ProjectPage | None]) -> TorchOffer | None:
+    """The newest torch the index offers, from the pages `cached` (by upstream group name)
+    holds of the groups the index routes torch to; None when none is fetched yet."""
     for upstream in torch_groups(index):
         page = cached(upstream)
         offer = newest_torch(page.files) if page else None
         if offer is not None:
-            return offer.describe()
-    return "torch: not fetched yet"
+            return offer
+    return None
+
+
+def offer_of(index: Index, cached: Callable[[str], ProjectPage | None]) -> str:
+    """What the index offers of torch, as people read it; none fetched yet says so."""
+    offer = offer_in(index, cached)
+    return offer.describe() if offer else "torch: not fetched yet"
+
+
+def build_cuda(index: Index, mirrors: Callable[[str], Iterable[str]]) -> tuple[int, int] | None:
+    """The CUDA version an index's torch is built for, from the PyTorch build named by the
+    index (`cu124`) or by the last folder of a mirror it routes torch to (`.../whl/cu124/`);
+    `mirrors` gives an upstream group's mirror URLs. None for a CPU, ROCm or XPU build."""
+    names = [index.name]
+    names += [url.rstrip("/").rsplit("/", 1)[-1] for g in torch_groups(index) for url in mirrors(g)]
+    for name in names:
+        found = _CUDA.fullmatch(name)
+        if found:
+            return int(found[1]), int(found[2])
+    return None

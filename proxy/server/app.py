@@ -41,6 +41,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route("/", status_views.home),
         Route("/-/health", status_views.health),
         Route("/metrics", status_views.metrics),
+        Route("/setup.py", status_views.setup),
+        Route("/{index}/setup.py", status_views.setup),
     ]
     # The default index at /simple/, every index (the default too) at /<name>/simple/.
     for prefix in ("", "/{index}"):

@@ -6,16 +6,19 @@ import os
 import shutil
 import time
 import uuid
+from importlib import resources
 from pathlib import Path
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..core.config import Config, Index
 from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.model import NormalizedName
-from ..core.pytorch_builds import offer_of, torch_groups
+from ..core.pytorch_builds import TorchOffer, offer_in, torch_groups
+from ..core.setup_script import profile_of, setup_script, valid_host
 from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
 from ..core.version import proxy_version
 from .interfaces import reachable_addresses
@@ -48,9 +51,32 @@ async def home(request: Request) -> Response:
 
 async def _index(services: Services, base: str, index: Index) -> tuple[str, str, str]:
     """An index as the status page shows it: its name, URL and what it offers of torch."""
+    offer = await _torch_offer(services, index)
+    described = offer.describe() if offer else "torch: not fetched yet"
+    return index.name, base + services.config.index_path(index), described
+
+
+async def _torch_offer(services: Services, index: Index) -> TorchOffer | None:
+    """The newest torch of the index, from the pages cached now (nothing is fetched)."""
     config, torch = services.config, NormalizedName("torch")
     pages = {g: await services.pages.cached(config.upstream(g), torch) for g in torch_groups(index)}
-    return index.name, base + config.index_path(index), offer_of(index, pages.get)
+    return offer_in(index, pages.get)
+
+
+async def setup(request: Request) -> Response:
+    """The setup script (`proxy.client.machine_setup`) for the host this request named:
+    at `/setup.py` it picks the profile by the machine's GPU, at `/<index>/setup.py` it sets
+    up that index."""
+    services = services_of(request)
+    config, host = services.config, request.headers.get("host", "")
+    if not valid_host(host):
+        raise HTTPException(400, "Host header: not a host name or address with an optional port")
+    pinned = request.path_params.get("index")
+    if pinned is not None and pinned not in {i.name for i in config.indexes}:
+        raise HTTPException(404, f"no index named {pinned!r}")
+    profiles = [profile_of(config, i, await _torch_offer(services, i)) for i in config.indexes]
+    script = setup_script(_SETUP_TEMPLATE, host, profiles, pinned)
+    return Response(script, media_type="text/x-python", headers={"Cache-Control": "no-store"})
 
 
 def _base_for_clients(request: Request, config: Config) -> str:
@@ -62,6 +88,9 @@ def _base_for_clients(request: Request, config: Config) -> str:
     addresses = reachable_addresses()
     port = request.url.port or config.port
     return f"{request.url.scheme}://{addresses[0]}:{port}" if addresses else base
+
+
+_SETUP_TEMPLATE = (resources.files("proxy.client") / "machine_setup.py").read_text("utf-8")
 
 
 async def metrics(request: Request) -> Response:

@@ -213,6 +213,20 @@ async def test_the_proxy_s_own_pages(client: httpx.AsyncClient) -> None:
     assert json.loads(health.text)["upstreams"]["pypi"][0]["url"] == MIRROR
 
 
+async def test_the_setup_script_for_the_host_the_request_named(client: httpx.AsyncClient) -> None:
+    script = await client.get("/setup.py", headers={"host": "10.0.0.5:3141"})
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/x-python")
+    assert "SERVED: Served = {'base': 'http://10.0.0.5:3141', 'profiles': [{'name': 'main'," in (
+        script.text
+    )
+    pinned = await client.get("/other/setup.py", headers={"X-Forwarded-Host": "evil.test"})
+    assert "'base': 'http://proxy.test'" in pinned.text and "'pinned': 'other'" in pinned.text
+    bad = await client.get("/setup.py", headers={"host": "x');import os;('"})
+    assert bad.status_code == 400 and "Host header" in bad.text
+    unknown = await client.get("/nope/setup.py")
+    assert unknown.status_code == 404 and "no index named 'nope'" in unknown.text
+
+
 async def test_the_status_page_opened_on_the_proxy_s_own_machine_shows_its_lan_address(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

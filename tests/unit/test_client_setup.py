@@ -38,3 +38,14 @@ def test_every_client_for_every_system() -> None:
         assert f"pip config set global.index-url {url}" in text
     windows = client_setup(url, "windows")
     assert r"%APPDATA%\pip\pip.ini" in windows and "Set-Content" in windows
+
+
+def test_one_command_per_machine_fetches_the_setup_script_beside_the_index() -> None:
+    fetch = "import urllib.request as u; exec(u.urlopen('http://10.0.0.5:3141/{}').read())"
+    windows = client_setup("http://10.0.0.5:3141/simple/", "windows")
+    assert windows.startswith("setup script, one command per machine (picks the build for its GPU")
+    assert f'py -c "{fetch.format("setup.py")}"\n' in windows
+    linux = client_setup("http://10.0.0.5:3141/cu128/simple/", "linux")
+    assert "(this index;" in linux
+    assert f'python3 -c "{fetch.format("cu128/setup.py")}"\n' in linux
+    assert "setup script" not in client_setup("http://10.0.0.5:3141/pypi/", "linux")

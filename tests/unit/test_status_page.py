@@ -126,6 +126,11 @@ def test_setup_for_every_index_with_the_default_open() -> None:
     assert "index-url = http://10.0.0.5:3141/cpu/simple/" in text_of(html, "cpu-pip-linux")
     assert "trusted-host = 10.0.0.5" in text_of(html, "cu121-pip-windows")
     assert 'data-copy="cpu-uv"' in html
+    # One command per machine: the default index's script picks the build, the others pin theirs.
+    fetch = "exec(u.urlopen('http://10.0.0.5:3141/{}').read())"
+    assert fetch.format("setup.py") in text_of(html, "cu121-setup-windows")
+    assert text_of(html, "cpu-setup").startswith("python3 -c ")
+    assert fetch.format("cpu/setup.py") in text_of(html, "cpu-setup")
 
 
 def test_nothing_from_outside_reaches_the_page_unescaped() -> None:

@@ -1,0 +1,1 @@
+"""Code that runs on the client machines, served by the proxy."""
