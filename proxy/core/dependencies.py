@@ -114,6 +114,8 @@ def project_name(requirement: Requirement) -> NormalizedName:
 
 
 def _wheel_version(link: FileLink) -> Version | None:
+    """The wheel's version; None for a variant wheel too (packaging rejects its name): only
+    installers that know variants take those, choosing by the variants.json."""
     try:
         return parse_wheel_filename(link.filename)[1]
     except (InvalidWheelFilename, InvalidVersion):

@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NewType
 
+from packaging.tags import Tag
 from packaging.utils import (
+    BuildTag,
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.utils import NormalizedName as CanonicalName
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
@@ -43,13 +46,42 @@ def normalize(name: str) -> NormalizedName:
     return NormalizedName(normalized)
 
 
+# PEP 825 (draft; PyTorch publishes them under /whl/variant/): a variant wheel's filename has
+# one more part after the platform tag, its label. packaging cannot parse those yet.
+_VARIANT_LABEL = re.compile(r"[0-9a-z_.]+")
+# Beside a version's variant wheels, the JSON that maps their labels to what they need. It
+# may change (more variants are published later), so it is cached like a page.
+_VARIANTS_FILE = re.compile(r"[A-Za-z0-9_.]+-[A-Za-z0-9_.!+]+-variants\.json")
+
+
+def variant_label(filename: str) -> str | None:
+    """The variant label of a wheel's filename (PEP 825); None for a wheel without one, or
+    any other file. A sixth part is a build tag if it starts with a digit (a Python tag never
+    does), else the label; a seventh is always the label."""
+    parts = filename.removesuffix(".whl").split("-") if filename.endswith(".whl") else []
+    labelled = len(parts) == 7 or (len(parts) == 6 and not parts[2][:1].isdigit())
+    return parts[-1] if labelled and _VARIANT_LABEL.fullmatch(parts[-1]) else None
+
+
+def parse_wheel(filename: str) -> tuple[CanonicalName, Version, BuildTag, frozenset[Tag]]:
+    """packaging's `parse_wheel_filename`, for variant wheels too (their label left out)."""
+    label = variant_label(filename)
+    plain = filename.removesuffix(f"-{label}.whl") + ".whl" if label else filename
+    return parse_wheel_filename(plain)
+
+
+def is_variants_file(filename: str) -> bool:
+    """Whether this is a version's `<name>-<version>-variants.json` (PEP 825)."""
+    return _VARIANTS_FILE.fullmatch(filename) is not None
+
+
 def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
     """The project and version a distribution's filename names (a wheel, an sdist, and the
     older forms pip and uv still install: `.tar.bz2`, `.tar.xz`, `.tgz`, eggs); None for
     other files."""
     try:
         if filename.endswith(".whl"):
-            name, version, *_ = parse_wheel_filename(filename)
+            name, version, *_ = parse_wheel(filename)
         else:
             name, version = parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename):
@@ -100,6 +132,12 @@ class FileLink:
         """What names the file while it downloads: its sha256, or, for a file listed without
         one, a digest of its URL."""
         return self.sha256 or hashlib.sha256(self.url.encode()).hexdigest()
+
+    @property
+    def mutable(self) -> bool:
+        """Whether the upstream may change the bytes at this file's URL: a variants.json.
+        Listed without a hash, what the proxy learns of it holds for a page's TTL only."""
+        return is_variants_file(self.filename)
 
     @property
     def offers_metadata(self) -> bool:

@@ -7,7 +7,9 @@ import zipfile
 import zlib
 from typing import IO, Any, cast
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name
+
+from .model import parse_wheel
 
 
 class NoMetadata(ValueError):
@@ -26,7 +28,7 @@ def core_metadata(
     bytes decompressed (a wheel is untrusted: its entry may claim any size, and inflate to
     any). From a `SparseFile`, this raises `Missing` for bytes it still needs."""
     try:
-        name = parse_wheel_filename(filename)[0]
+        name = parse_wheel(filename)[0]
     except InvalidWheelFilename as exc:
         raise NoMetadata(str(exc)) from None
     try:

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +50,11 @@ class CacheFiller:
         client: UpstreamClient,
         locks: FileLocks,
         segments: tuple[int, int] = (1, 0),
+        page_ttl: float = 600.0,
     ) -> None:
-        """`segments`: ranges fetched at once of a file of at least that many bytes."""
+        """`segments`: ranges fetched at once of a file of at least that many bytes;
+        `page_ttl`: how long the hash learned of a file that may change holds."""
+        self._page_ttl = page_ttl
         self._store = store
         self._db = db
         self._client = client
@@ -160,7 +164,8 @@ class CacheFiller:
                 fill.verified()  # readers need not wait for the disk
             await anyio.to_thread.run_sync(os.fsync, out.fileno())
         if link.sha256 is None:  # learned: pages list it with its hash from now on
-            self._db.learn("sha256", link.url, sha256)
+            until = time.time() + self._page_ttl if link.mutable else None  # or for a while
+            self._db.learn("sha256", link.url, sha256, until)
         path = self._store.commit(fill.key, link.sha256 or sha256)
         self._corrupt.pop(link.sha256 or sha256, None)
         if repaired:  # cached now; but its readers got the bad bytes, and must ask again

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -90,17 +91,20 @@ class IndexDB:
     # -- lessons -------------------------------------------------------------------------
 
     def sha256_of(self, link: FileLink) -> str | None:
-        """The file's sha256: listed, or learned when the proxy downloaded it."""
-        return link.sha256 or self._db.get(("sha256", link.url))
+        """The file's sha256: listed, or learned when the proxy downloaded it (for a file
+        that may change, until the lesson's time is up)."""
+        return link.sha256 or _current(self._db.get(("sha256", link.url)))
 
     def metadata_sha256_of(self, link: FileLink) -> str | None:
         """The sha256 of the wheel's metadata file: advertised, or learned when the proxy
         read it out of the wheel."""
         return link.metadata_sha256 or self._db.get(("metadata", link.url))
 
-    def learn(self, lesson: Lesson, url: str, sha256: str) -> None:
-        self._db.set((lesson, url), sha256)
-        if lesson in _RENDERED:
+    def learn(self, lesson: Lesson, url: str, sha256: str, until: float | None = None) -> None:
+        """Remembers a file's hash for good, or `until` that time (seconds since the epoch)
+        for a file that may change upstream."""
+        self._db.set((lesson, url), sha256 if until is None else (sha256, until))
+        if lesson in _RENDERED and until is None:
             self._db.incr(_LESSONS, default=0)
 
     def provenance_sha256_of(self, link: FileLink) -> str | None:
@@ -120,7 +124,16 @@ class IndexDB:
         provenance), and the sha256."""
         for key in self._db.iterkeys():
             if isinstance(key, tuple) and key[0] in ("sha256", "metadata", "provenance"):
-                yield key[0], key[1], self._db.get(key)
+                value = self._db.get(key)
+                yield key[0], key[1], value[0] if isinstance(value, tuple) else value
+
+
+def _current(lesson: str | tuple[str, float] | None) -> str | None:
+    """A lesson's sha256, unless it was learned for a while and that while is over."""
+    if isinstance(lesson, tuple):
+        sha256, until = lesson
+        return sha256 if time.time() < until else None
+    return lesson
 
 
 def _identity(upstream: Upstream) -> str:

@@ -179,7 +179,7 @@ class PageCache:
         return body
 
     def _learned(self, link: FileLink) -> FileLink:
-        if link.sha256 is None:
+        if link.sha256 is None and not link.mutable:  # what may change is listed as it was
             link = dataclasses.replace(link, sha256=self._db.sha256_of(link))
         if not link.metadata_sha256 and link.offers_metadata:
             metadata = self._db.metadata_sha256_of(link)

@@ -72,7 +72,10 @@ async def open_services(
         stack.callback(db.close)
         pages = _closed(stack, PageCache(config, db, client))
         filler = _closed(
-            stack, CacheFiller(store, db, client, locks, (config.segments, config.segment_above))
+            stack,
+            CacheFiller(
+                store, db, client, locks, (config.segments, config.segment_above), config.page_ttl
+            ),
         )
         limit = config.limits.metadata_size
         metadata = _closed(stack, CoreMetadata(store, db, client, filler, limit))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from proxy.core.config import Upstream
@@ -74,3 +75,19 @@ def test_first_listing_times_are_kept_apart_from_what_may_be_culled(tmp_path: Pa
     again = IndexDB(tmp_path)
     assert again.listed_at(group, link, 400.0) == 100.0
     again.close()
+
+
+def test_the_hash_of_a_file_that_may_change_is_kept_for_a_while(tmp_path: Path) -> None:
+    db = IndexDB(tmp_path)
+    try:
+        fresh = FileLink("x-1.0-variants.json", "https://t.test/x-1.0-variants.json")
+        stale = FileLink("y-1.0-variants.json", "https://t.test/y-1.0-variants.json")
+        db.learn("sha256", fresh.url, "aa" * 32, until=time.time() + 60)
+        db.learn("sha256", stale.url, "bb" * 32, until=time.time() - 1)
+        assert db.sha256_of(fresh) == "aa" * 32
+        assert db.sha256_of(stale) is None  # fetched again
+        assert db.lessons() == 0  # pages do not list these hashes: nothing to render again
+        assert sorted(db.learned()) == [("sha256", fresh.url, "aa" * 32),
+                                        ("sha256", stale.url, "bb" * 32)]  # fmt: skip
+    finally:
+        db.close()
