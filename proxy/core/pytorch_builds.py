@@ -35,7 +35,8 @@ PYTORCH_ONLY = (
     "torch", "torchvision", "torchaudio", "torchtext", "torchdata", "torchrec", "torchao",
     "fbgemm-gpu", "triton", "pytorch-triton", "pytorch-triton-rocm", "pytorch-triton-xpu",
 )  # fmt: skip
-KEYS = {"url", "builds", "default"}
+KEYS = {"url", "builds", "default", "extensions"}
+EXTENSION_KEYS = {"mirrors", "projects", "builds"}
 
 
 def with_builds(root: dict[Any, Any]) -> dict[Any, Any]:
@@ -45,35 +46,79 @@ def with_builds(root: dict[Any, Any]) -> dict[Any, Any]:
         return root
     spec = read.mapping(root["pytorch"], "pytorch", KEYS)
     url = read.index_url(spec.get("url", DEFAULT_URL), "pytorch.url")
-    builds = _builds(spec.get("builds"))
+    builds = _names(spec.get("builds"), "pytorch.builds", "the builds, such as [cpu, cu121]")
     default = spec.get("default")
-    if default is not None and default not in builds:
-        known = ", ".join(builds)
-        raise ConfigError(f"pytorch.default: {default!r} is not one of pytorch.builds ({known})")
+    if default is not None:
+        _one_of(builds, default, "pytorch.default")
     if "routes" in root:
         raise ConfigError("routes: with a pytorch section, each index has its own routes")
     written = dict(read.mapping(root.get("upstreams") or {}, "upstreams", None))
     groups = {b: f"pytorch-{b}" for b in builds}
-    mirrors = [name for name in written if name not in groups.values()]
+    # The groups of the official index's mirrors: every group written by hand but a build's.
+    own = {*groups.values(), *(f"extensions-{b}" for b in builds)}
+    mirrors = [name for name in written if name not in own]
     generated = {g: {"mirrors": [f"{url}{b}/"]} for b, g in groups.items() if g not in written}
     upstreams = {**written, **generated}
     indexes = {b: _index(groups[b], mirrors, b == default) for b in builds}
+    if "extensions" in spec:
+        _add_extensions(_extensions(spec["extensions"], builds), upstreams, indexes, mirrors)
     indexes.update(read.mapping(root.get("indexes") or {}, "indexes", None))
     rest = {k: v for k, v in root.items() if k != "pytorch"}
     return {**rest, "upstreams": upstreams, "indexes": indexes}
 
 
-def _builds(value: Any) -> list[str]:
+def _names(value: Any, key: str, example: str) -> list[str]:
+    """A list of names, none twice, at least one."""
     if value is None:
-        raise ConfigError("pytorch.builds: missing; name the builds, such as [cpu, cu121]")
-    items = read.sequence(value, "pytorch.builds")
-    builds = [read.string(b, f"pytorch.builds[{i}]") for i, b in enumerate(items)]
-    if not builds:
-        raise ConfigError("pytorch.builds: empty; name at least one build, such as cu121 or cpu")
-    for i, build in enumerate(builds):
-        if build in builds[:i]:
-            raise ConfigError(f"pytorch.builds[{i}]: {build!r} is listed twice")
-    return builds
+        raise ConfigError(f"{key}: missing; name {example}")
+    names = [read.string(n, f"{key}[{i}]") for i, n in enumerate(read.sequence(value, key))]
+    if not names:
+        raise ConfigError(f"{key}: empty; name {example}")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"{key}[{i}]: {name!r} is listed twice")
+    return names
+
+
+def _one_of(builds: list[str], build: Any, key: str) -> None:
+    if build not in builds:
+        raise ConfigError(f"{key}: {build!r} is not one of pytorch.builds ({', '.join(builds)})")
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """Prebuilt GPU extensions (flash-attn, vllm, ...) from indexes with a folder per build,
+    such as the Astral GPU indexes: in each of the `builds`' index, the `projects` come from
+    `<mirror><build>/` first, then (as sdists) from the mirrors of the official index."""
+
+    mirrors: list[str]
+    projects: list[str]
+    builds: list[str]
+
+
+def _extensions(value: Any, builds: list[str]) -> Extensions:
+    spec = read.mapping(value, "pytorch.extensions", EXTENSION_KEYS)
+    key = "pytorch.extensions"
+    roots = _names(spec.get("mirrors"), f"{key}.mirrors", "indexes with a folder per build")
+    mirrors = [read.index_url(m, f"{key}.mirrors[{i}]") for i, m in enumerate(roots)]
+    projects = _names(spec.get("projects"), f"{key}.projects", "what they carry: [flash-attn]")
+    served = _names(spec["builds"], f"{key}.builds", "builds") if "builds" in spec else builds
+    for i, build in enumerate(served):
+        _one_of(builds, build, f"{key}.builds[{i}]")
+    return Extensions(mirrors, projects, served)
+
+
+def _add_extensions(
+    extensions: Extensions, upstreams: dict[str, Any], indexes: dict[str, Any], mirrors: list[str]
+) -> None:
+    """Each build's group `extensions-<build>` (unless written by hand), and its route, after
+    the PyTorch-only one: those names cannot be taken from the PyTorch index."""
+    for build in extensions.builds:
+        group = f"extensions-{build}"
+        upstreams.setdefault(group, {"mirrors": [f"{m}{build}/" for m in extensions.mirrors]})
+        first, *rest = indexes[build]["routes"]
+        route = {"projects": extensions.projects, "upstreams": [group, *mirrors]}
+        indexes[build]["routes"] = [first, route, *rest]
 
 
 def _index(group: str, mirrors: list[str], default: bool) -> dict[str, Any]:

@@ -78,6 +78,59 @@ def test_hand_written_groups_and_indexes_stay_beside_the_builds() -> None:
     assert upstreams_for(config.index("cu128").routes, "numpy") == ("pypi", "pytorch-cu128")
 
 
+def test_gpu_extensions_come_from_their_index_s_folder_for_each_build() -> None:
+    extensions = {"mirrors": ["https://national.test/astral", "https://gpu.test/simple/"],
+                  "projects": ["flash-attn", "vllm*"], "builds": ["cu128", "cpu"]}  # fmt: skip
+    data = _builds(builds=["cu121", "cu128", "cpu"], extensions=extensions)
+    data["upstreams"]["extensions-cpu"] = {"mirrors": ["https://lab.test/cpu/"]}  # kept instead
+    config = parse_config(data)
+    assert config.upstream("extensions-cu128").mirrors == (
+        "https://national.test/astral/cu128/", "https://gpu.test/simple/cu128/")  # fmt: skip
+    assert config.upstream("extensions-cpu").mirrors == ("https://lab.test/cpu/",)
+    cu128, cu121 = config.index("cu128").routes, config.index("cu121").routes
+    assert upstreams_for(cu128, "flash-attn") == ("extensions-cu128", "pypi")  # then sdists
+    assert upstreams_for(cu128, "vllm-flash-attn") == ("extensions-cu128", "pypi")
+    assert upstreams_for(cu128, "torch") == ("pytorch-cu128",)  # never from the extensions
+    assert upstreams_for(cu128, "numpy") == ("pypi", "pytorch-cu128")
+    assert upstreams_for(config.index("cpu").routes, "numpy") == ("pypi", "pytorch-cpu")
+    assert upstreams_for(cu121, "flash-attn") == ("pypi", "pytorch-cu121")  # not for this one
+
+
+@pytest.mark.parametrize(
+    ("extensions", "message"),
+    [
+        ({"projects": ["x"]}, "pytorch.extensions.mirrors: missing"),
+        ({"mirrors": ["https://g.test/"]}, "pytorch.extensions.projects: missing"),
+        ({"mirrors": ["https://g.test/"], "projects": []}, "pytorch.extensions.projects: empty"),
+        ({"mirrors": ["g.test"], "projects": ["x"]}, r"pytorch.extensions.mirrors\[0\]: not an"),
+        ({"mirrors": ["https://g.test/"], "projects": ["x"], "builds": ["cu999"]},
+         r"pytorch.extensions.builds\[0\]: 'cu999' is not one of pytorch.builds \(cu121\)"),
+        ({"mirror": "https://g.test/"}, "pytorch.extensions.mirror: unknown key"),
+    ],
+)  # fmt: skip
+def test_a_bad_extensions_section_names_the_key(extensions: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_builds(builds=["cu121"], extensions=extensions))
+
+
+def test_the_bundled_presets_for_variants_and_gpu_extensions_parse_once_uncommented() -> None:
+    text = default_config_path().read_text()
+    text = re.sub(r"(?m)^(  builds: \[.*)\]$", r"\1, variant]", text)
+    start = text.index("  # extensions:")
+    block = text[start:].split("\n\n")[0]
+    text = text.replace(block, re.sub(r"(?m)^  # ", "  ", block))
+    config = parse_config(yaml.safe_load(text))
+    assert config.upstream("pytorch-variant").mirrors == (
+        "https://download.pytorch.org/whl/variant/",
+    )
+    assert upstreams_for(config.index("variant").routes, "torch") == ("pytorch-variant",)
+    cu128 = config.index("cu128").routes
+    assert upstreams_for(cu128, "flash-attn") == ("extensions-cu128", "pypi")
+    assert upstreams_for(cu128, "deepspeed") == ("extensions-cu128", "pypi")
+    assert upstreams_for(config.index("cu121").routes, "vllm") == ("pypi", "pytorch-cu121")
+    assert len(config.upstream("extensions-cu130").mirrors) == 2
+
+
 @pytest.mark.parametrize(
     ("pytorch", "message"),
     [
