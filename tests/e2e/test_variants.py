@@ -95,6 +95,12 @@ def test_a_variants_file_that_does_not_match_its_listed_hash_is_never_served(
         client.get("/simple/vtorch/")
         with pytest.raises(httpx.HTTPError):  # the last byte is held back, then the cut
             client.get(f"/files/vtorch/{VARIANTS.filename}")
+        # A file that may change says as much of the page that listed it as of the mirror:
+        # the mirror is not passed over for it, as it would be for a wheel.
+        [mirror] = client.get("/-/health").json()["upstreams"]["variant"]
+        assert mirror["state"] == "closed"
+        fake.file_faults.corrupt = False
+        assert client.get(f"/files/vtorch/{PLAIN.filename}").content == PLAIN.content
     assert VARIANTS.sha256 not in world.cached_files()
 
 
