@@ -20,6 +20,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from typing import TypedDict
+from urllib.parse import urlsplit
 
 
 class Profile(TypedDict):
@@ -167,10 +168,12 @@ def edit_pip_config(text: str | None, url: str) -> str:
         lines.append(CREATED + newline)
     start = next((i for i, line in enumerate(lines) if _section(line) == "global"), None)
     if start is None:  # a section of its own, at the end
-        lines += [newline] * (text is not None and bool(lines)) + ["[global]" + newline]
+        if text:
+            lines.append(newline)
+        lines.append("[global]" + newline)
         start = len(lines) - 1
     end = next((i for i in range(start + 1, len(lines)) if _section(lines[i])), len(lines))
-    host = _host(url) if url.startswith("http://") else None
+    host = urlsplit(url).hostname if url.startswith("http://") else None
     keys = ("index-url", "trusted-host") if host else ("index-url",)
     kept, trusted = _without(lines[start + 1 : end], keys)
     ours = [f"index-url = {url}{newline}"]
@@ -293,11 +296,6 @@ def overrides(env: Mapping[str, str]) -> list[str]:
     """Settings in the environment that win over the files just written."""
     names = ("PIP_INDEX_URL", "PIP_CONFIG_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX")
     return [f"{n} is set in the environment and wins over these files" for n in names if env.get(n)]
-
-
-def _host(url: str) -> str:
-    netloc = url.split("://", 1)[1].split("/", 1)[0]
-    return netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
 
 
 if __name__ == "__main__":

@@ -41,8 +41,6 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route("/", status_views.home),
         Route("/-/health", status_views.health),
         Route("/metrics", status_views.metrics),
-        Route("/setup.py", status_views.setup),
-        Route("/{index}/setup.py", status_views.setup),
     ]
     # The default index at /simple/, every index (the default too) at /<name>/simple/.
     for prefix in ("", "/{index}"):
@@ -53,6 +51,8 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
             Route(f"{prefix}/simple/{{project}}/", views.project_page),
             Route(f"{prefix}/files/{{project}}/{{filename}}", views.file, methods=["GET", "HEAD"]),
         ]
+    # After the index's routes: `/simple/setup.py` stays a project name (redirected).
+    routes += [Route(path, status_views.setup) for path in ("/setup.py", "/{index}/setup.py")]
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from ..core.config import Config, Index
+from ..core.config import Config, ConfigError, Index
 from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.model import NormalizedName
 from ..core.pytorch_builds import TorchOffer, offer_in, torch_groups
@@ -72,8 +72,11 @@ async def setup(request: Request) -> Response:
     if not valid_host(host):
         raise HTTPException(400, "Host header: not a host name or address with an optional port")
     pinned = request.path_params.get("index")
-    if pinned is not None and pinned not in {i.name for i in config.indexes}:
-        raise HTTPException(404, f"no index named {pinned!r}")
+    if pinned is not None:
+        try:
+            config.index(pinned)
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc)) from None
     profiles = [profile_of(config, i, await _torch_offer(services, i)) for i in config.indexes]
     script = setup_script(_SETUP_TEMPLATE, host, profiles, pinned)
     return Response(script, media_type="text/x-python", headers={"Cache-Control": "no-store"})

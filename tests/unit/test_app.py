@@ -224,7 +224,9 @@ async def test_the_setup_script_for_the_host_the_request_named(client: httpx.Asy
     bad = await client.get("/setup.py", headers={"host": "x');import os;('"})
     assert bad.status_code == 400 and "Host header" in bad.text
     unknown = await client.get("/nope/setup.py")
-    assert unknown.status_code == 404 and "no index named 'nope'" in unknown.text
+    assert unknown.status_code == 404
+    assert "no index named 'nope' (known: main, other)" in unknown.text
+    assert (await client.get("/simple/setup.py")).status_code == 301  # a project's name, as before
 
 
 async def test_the_status_page_opened_on_the_proxy_s_own_machine_shows_its_lan_address(
