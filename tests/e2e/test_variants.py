@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,7 @@ def variant_index(world: World) -> Iterator[tuple[FakeUpstream, str]]:
         yield fake, fake.root_url(url)
 
 
-def _proxy(world: World, root: str, **more: object) -> Iterator[str]:
+def _proxy(world: World, root: str, **more: object) -> AbstractContextManager[str]:
     upstreams = {"variant": {"mirrors": [root]}}
     routes = [{"projects": ["*"], "upstreams": ["variant"]}]
     return world.proxy(upstreams=upstreams, routes=routes, **more)

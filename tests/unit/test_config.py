@@ -82,7 +82,10 @@ def test_gpu_extensions_come_from_their_index_s_folder_for_each_build() -> None:
     extensions = {"mirrors": ["https://national.test/astral", "https://gpu.test/simple/"],
                   "projects": ["flash-attn", "vllm*"], "builds": ["cu128", "cpu"]}  # fmt: skip
     data = _builds(builds=["cu121", "cu128", "cpu"], extensions=extensions)
-    data["upstreams"]["extensions-cpu"] = {"mirrors": ["https://lab.test/cpu/"]}  # kept instead
+    data["upstreams"] = {
+        "pypi": {"mirrors": ["https://m.test/simple/"]},
+        "extensions-cpu": {"mirrors": ["https://lab.test/cpu/"]},
+    }  # kept instead
     config = parse_config(data)
     assert config.upstream("extensions-cu128").mirrors == (
         "https://national.test/astral/cu128/", "https://gpu.test/simple/cu128/")  # fmt: skip
