@@ -14,8 +14,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from ..core import config_values as read
 from ..core.client_setup import pip_ini
-from ..core.config import Config
+from ..core.config import Config, ConfigError
 from ..server import logs
 from ..server.app import create_app
 from ..server.http_protocol import ProxyProtocol
@@ -40,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="text",
         choices=logs.FORMATS,
         help="text lines, or one JSON object per line (for a log collector)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        metavar="DURATION",
+        help="on SIGTERM, how long downloads under way may take to finish (overrides "
+        "listen.drain_timeout; default 60s)",
     )
     parser.add_argument(
         "--workers",
@@ -131,6 +138,7 @@ def _worker_args(args: argparse.Namespace) -> dict[str, Any]:
         "cache_dir": str(args.cache_dir.expanduser().resolve()) if args.cache_dir else None,
         "log_level": args.log_level,
         "log_format": args.log_format,
+        "drain_timeout": args.drain_timeout,
     }
 
 
@@ -139,8 +147,15 @@ def _config(args: argparse.Namespace) -> Config:
     config = load(args)
     if args.port is not None and not 0 <= args.port <= 65535:
         raise UsageError(f"--port: expected a port number 0-65535, got {args.port}")
+    drain = config.drain_timeout
+    if args.drain_timeout is not None:
+        try:
+            drain = read.duration(args.drain_timeout, "--drain-timeout")
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
     return dataclasses.replace(
         config,
+        drain_timeout=drain,
         host=args.host or config.host,
         port=config.port if args.port is None else args.port,
         cache_dir=args.cache_dir.expanduser() if args.cache_dir else config.cache_dir,

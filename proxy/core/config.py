@@ -103,6 +103,8 @@ class Config:
     indexes: tuple[Index, ...]  # the first is the default, also at /simple/
     host: str = "0.0.0.0"
     port: int = 3141
+    # On SIGTERM, how long requests under way (downloads) may take to finish before it stops.
+    drain_timeout: float = 60.0
     cache_dir: Path = field(default_factory=lambda: Path("pypi-proxy-cache"))
     page_ttl: float = 600.0
     stale_while_revalidate: float = 86400.0

@@ -61,6 +61,7 @@ class Setting:
 SETTINGS = (
     Setting("listen", "host", "host", read.string),
     Setting("listen", "port", "port", read.port),
+    Setting("listen", "drain_timeout", "drain_timeout", read.duration),
     Setting("cache", "dir", "cache_dir", read.file_path),
     Setting("cache", "page_ttl", "page_ttl", read.duration),
     Setting("cache", "stale_while_revalidate", "stale_while_revalidate", read.duration),

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from ..core.config import Config
 from . import status_views, views
 from .client_deadlines import SendDeadlineMiddleware
+from .drain import Drain, DrainMiddleware
 from .errors import NotFoundUpstream, UpstreamError
 from .logs import throttle_accept_errors
 from .memory import return_large_buffers_to_the_os
@@ -27,12 +28,14 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
     """The proxy as an ASGI app. `transport` carries its upstream requests (the network when
     None; an `httpx.MockTransport` in tests)."""
     metrics = Metrics()
+    drain = Drain(config.drain_timeout)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         return_large_buffers_to_the_os()
         quiet_body_cuts()
         throttle_accept_errors(asyncio.get_running_loop())
+        drain.install()
         async with open_services(config, metrics, transport) as services:
             app.state.services = services
             yield
@@ -53,11 +56,12 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         ]
     # After the index's routes: `/simple/setup.py` stays a project name (redirected).
     routes += [Route(path, status_views.setup) for path in ("/setup.py", "/{index}/setup.py")]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[
             Middleware(ObserveMiddleware, metrics=metrics),
+            Middleware(DrainMiddleware, drain=drain),
             Middleware(SendDeadlineMiddleware, timeout=config.client_send_timeout),
         ],
         exception_handlers={
@@ -65,3 +69,5 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
             NotFoundUpstream: views.upstream_missing,
         },
     )
+    app.state.drain = drain
+    return app

@@ -101,8 +101,9 @@ async def metrics(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """200 while the proxy can serve; 503 when it cannot write its cache. Upstreams that are
-    all down make it "degraded" but still serving: what is cached still is."""
+    """200 while the proxy can serve; 503 when it cannot write its cache, or is draining
+    (shutting down: a load balancer takes it out). Upstreams that are all down make it
+    "degraded" but still serving: what is cached still is."""
     services = services_of(request)
     upstreams = services.client.reports()
     problems = [
@@ -113,15 +114,27 @@ async def health(request: Request) -> Response:
     unwritable = await anyio.to_thread.run_sync(_unwritable, services.store.tmp)
     if unwritable is not None:
         problems.insert(0, f"cache not writable: {unwritable}")
-    status = "unavailable" if unwritable else "degraded" if problems else "ok"
+    draining = request.app.state.drain.draining
+    if draining:
+        problems.insert(0, "draining: shutting down once the requests under way are answered")
+    status = (
+        "draining"
+        if draining
+        else "unavailable"
+        if unwritable
+        else "degraded"
+        if problems
+        else "ok"
+    )
     document = {
         "status": status,
         "problems": problems,
         "pid": os.getpid(),
         "upstreams": {name: [m.as_json() for m in group] for name, group in upstreams.items()},
     }
+    serving = status in ("ok", "degraded")
     return JSONResponse(
-        document, status_code=503 if unwritable else 200, headers={"Cache-Control": "no-store"}
+        document, status_code=200 if serving else 503, headers={"Cache-Control": "no-store"}
     )
 
 
