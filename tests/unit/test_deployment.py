@@ -11,6 +11,8 @@ import yaml
 from support.repo import ROOT, dockerfile_instruction
 
 from proxy.cli import parser
+from proxy.core.config import Config
+from proxy.core.config_values import duration
 
 
 def test_compose_uses_the_image_port_and_volume() -> None:
@@ -44,3 +46,13 @@ def test_the_systemd_unit_in_the_readme() -> None:
     assert service["CacheDirectory"] == "pypi-proxy"
     assert str(parsed.cache_dir) == "/var/cache/pypi-proxy"  # where CacheDirectory puts it
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_stop_timeouts_leave_room_for_the_drain() -> None:
+    drain = Config(upstreams=(), indexes=()).drain_timeout
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert duration(compose["services"]["pypi-proxy"]["stop_grace_period"], "") > drain
+    readme = (ROOT / "README.md").read_text()
+    unit = readme.split("## As a systemd service", 1)[1].split("```", 2)[1]
+    stop = next(ln for ln in unit.splitlines() if ln.startswith("TimeoutStopSec="))
+    assert int(stop.removeprefix("TimeoutStopSec=")) > drain
