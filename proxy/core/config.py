@@ -98,6 +98,31 @@ class Prefetch:
 
 
 @dataclass(frozen=True)
+class ObjectStore:
+    """An S3-compatible bucket behind the local cache (`cache.store`): verified files under
+    their content address, shared by every replica. Credentials come from the environment
+    (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) or from an AWS credentials file; they are
+    never part of this, so it can be shown."""
+
+    bucket: str
+    prefix: str = ""  # without slashes at either end
+    endpoint: str | None = None  # `http://host:port` for SeaweedFS, Garage, MinIO, ...
+    region: str | None = None
+    credentials: Path | None = None  # an AWS credentials file ([default] or $AWS_PROFILE)
+
+    @property
+    def url(self) -> str:
+        """`s3://bucket/prefix`, as configured."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def location(self) -> str:
+        """Where its objects are: the endpoint, bucket and prefix (to show, and to name its
+        health by)."""
+        return f"{self.endpoint or 's3:/'}/{self.bucket}/{self.prefix}".rstrip("/") + "/"
+
+
+@dataclass(frozen=True)
 class Config:
     upstreams: tuple[Upstream, ...]
     indexes: tuple[Index, ...]  # the first is the default, also at /simple/
@@ -127,6 +152,7 @@ class Config:
     client_header_timeout: float = 60.0  # for a client's request headers, as nginx's
     client_send_timeout: float = 60.0  # for a client to take a piece of an answer
     ca_bundle: Path | None = None
+    store: ObjectStore | None = None  # the object-store tier under the local cache
     circuit: Circuit = field(default_factory=Circuit)
     limits: Limits = field(default_factory=Limits)
     prefetch: Prefetch = field(default_factory=Prefetch)

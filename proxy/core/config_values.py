@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from .config import ConfigError
+from .config import ConfigError, ObjectStore
 from .model import InvalidName, normalize
 from .policy import Allowed
 from .units import parse_duration, parse_size, parse_timestamp
@@ -111,6 +111,24 @@ def allowed(value: Any, path: str) -> tuple[Allowed, ...]:
         except (InvalidName, InvalidVersion):
             raise ConfigError(f"{path}[{i}]: expected a name or name==version: {text!r}") from None
     return tuple(entries)
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def object_store(value: Any, path: str) -> ObjectStore:
+    """`{url: s3://BUCKET/PREFIX, endpoint, region, credentials}`."""
+    spec = mapping(value, path, {"url", "endpoint", "region", "credentials"})
+    url = urlsplit(string(spec.get("url"), f"{path}.url"))
+    if url.scheme != "s3" or not _BUCKET.fullmatch(url.netloc) or url.query or url.fragment:
+        raise ConfigError(f"{path}.url: expected s3://BUCKET/PREFIX, got {spec['url']!r}")
+    endpoint = http_url(spec["endpoint"], f"{path}.endpoint") if "endpoint" in spec else None
+    region = string(spec["region"], f"{path}.region") if "region" in spec else None
+    credentials = None
+    if "credentials" in spec:
+        credentials = file_path(spec["credentials"], f"{path}.credentials")
+    prefix = url.path.strip("/")
+    return ObjectStore(url.netloc, prefix, endpoint and endpoint.rstrip("/"), region, credentials)
 
 
 def http_url(value: Any, path: str) -> str:

@@ -68,6 +68,7 @@ SETTINGS = (
     Setting("cache", "stale_if_error", "stale_if_error", read.duration),
     Setting("cache", "max_size", "max_size", read.size),
     Setting("cache", "min_free", "min_free", read.size),
+    Setting("cache", "store", "store", read.object_store),
     Setting("timeouts", "connect", "connect_timeout", read.positive_duration),
     Setting("timeouts", "first_byte", "first_byte_timeout", read.positive_duration),
     Setting("timeouts", "stall", "stall_timeout", read.positive_duration),

@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .locks import FileLocks
@@ -40,6 +41,8 @@ class BlobStore:
         self.min_free = min_free
         # Files and bytes in files/, as far as this process knows (other processes add too).
         self._totals: tuple[int, int] | None = None
+        # Told the sha256 of each file committed (in whichever thread commits it).
+        self.committed: Callable[[str], None] = lambda sha256: None
 
     def path(self, sha256: str) -> Path:
         return self.files / sha256[:2] / sha256[2:4] / _checked(sha256)
@@ -74,6 +77,7 @@ class BlobStore:
         if self._totals is not None and not existed:
             count, usage = self._totals
             self._totals = count + 1, usage + path.stat().st_size
+        self.committed(path.name)
 
     def has_room(self, size: int) -> bool:
         """Whether a file of `size` bytes fits now, without evicting anything."""

@@ -114,6 +114,20 @@ class IndexDB:
         found: str | None = self._db.get(("provenance", link.provenance))
         return found
 
+    # -- uploads to the bucket -----------------------------------------------------------
+
+    def upload_later(self, sha256: str) -> None:
+        self._db.set(("upload", sha256), True)
+
+    def uploaded(self, sha256: str) -> None:
+        self._db.delete(("upload", sha256))
+
+    def to_upload(self) -> list[str]:
+        """The files committed but not yet in the bucket."""
+        return [
+            key[1] for key in self._db.iterkeys() if isinstance(key, tuple) and key[0] == "upload"
+        ]
+
     def lessons(self) -> int:
         """How many lessons so far: a version of what pages are rendered with."""
         count: int = self._db.get(_LESSONS, 0)

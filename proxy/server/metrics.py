@@ -79,6 +79,31 @@ class Metrics:
             registry=r,
         )
 
+        self._store_hits = Counter(
+            "pypi_proxy_store_hits",
+            "Files brought into the local cache from the object store",
+            registry=r,
+        )
+        self._store_upload_failures = Counter(
+            "pypi_proxy_store_upload_failures",
+            "Uploads to the object store that failed",
+            registry=r,
+        )
+        self._store_pending = Gauge(
+            "pypi_proxy_store_uploads_pending",
+            "Files in the local cache not yet in the object store",
+            registry=r,
+        )
+
+    def watch_uploads(self, pending: Callable[[], int]) -> None:
+        self._store_pending.set_function(pending)
+
+    def store_hit(self) -> None:
+        self._store_hits.inc()
+
+    def store_upload_failed(self) -> None:
+        self._store_upload_failures.inc()
+
     def watch(self, fills: Callable[[], int], cache_bytes: Callable[[], int]) -> None:
         """Gauges read when scraped."""
         self._fills.set_function(fills)

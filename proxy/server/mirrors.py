@@ -31,6 +31,8 @@ class Mirrors:
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
             for u in config.upstreams
         }
+        # The object store's health, as a file source and for uploads (None without one).
+        self.bucket = MirrorHealth(config.store.location, config.circuit) if config.store else None
 
     def of(self, upstream: Upstream) -> list[MirrorHealth]:
         """The group's mirrors, as configured."""
@@ -99,6 +101,9 @@ class Mirrors:
     def hedge_delay(self, mirror: MirrorHealth) -> float:
         """How long its answer is waited for before the next mirror is asked as well."""
         return mirror.hedge_delay(*self._hedge)
+
+    def bucket_report(self) -> MirrorReport | None:
+        return self.bucket.report(self.clock(), self._hedge) if self.bucket else None
 
     def reports(self) -> dict[str, list[MirrorReport]]:
         """Each group's mirrors, as configured, with their place in the order tried now."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol, TypeVar
 
 import anyio
@@ -16,6 +18,7 @@ from starlette.requests import Request
 from ..core.config import Config
 from .advisory_files import AdvisoryFiles
 from .blobs import BlobStore
+from .bucket import Bucket
 from .filler import CacheFiller
 from .index_db import IndexDB
 from .locks import FileLocks
@@ -24,6 +27,7 @@ from .metrics import Metrics
 from .pages import PageCache
 from .provenance import Provenance
 from .screening import Screening
+from .uploads import Uploads
 from .upstream import UpstreamClient
 from .warming import Warmer
 
@@ -44,6 +48,7 @@ class Services:
     screening: Screening
     advisories: AdvisoryFiles
     warmer: Warmer
+    uploads: Uploads | None = None  # to the object store, when there is one
     started: float = field(default_factory=time.monotonic)
 
 
@@ -67,9 +72,16 @@ async def open_services(
         removed = store.clean(locks)
         if removed:
             log.info("removed %d partial downloads left by an earlier run", removed)
-        client = _closed(stack, UpstreamClient(config, metrics, transport=transport))
+        bucket = Bucket(config.store, config) if config.store else None
+        client = _closed(stack, UpstreamClient(config, metrics, transport=transport, bucket=bucket))
         db = IndexDB(config.cache_dir)
         stack.callback(db.close)
+        uploads = None
+        if bucket is not None:
+            uploads = _closed(stack, Uploads(bucket, store, db, client.mirrors, metrics))
+            store.committed = partial(_from_any_thread, asyncio.get_running_loop(), uploads.add)
+            uploads.start()
+            metrics.watch_uploads(uploads.pending)
         pages = _closed(stack, PageCache(config, db, client))
         filler = _closed(
             stack,
@@ -101,7 +113,14 @@ async def open_services(
             screening=screening,
             advisories=advisories,
             warmer=warmer,
+            uploads=uploads,
         )
+
+
+def _from_any_thread(
+    loop: asyncio.AbstractEventLoop, call: Callable[[str], None], arg: str
+) -> None:
+    loop.call_soon_threadsafe(call, arg)
 
 
 class _Closable(Protocol):

@@ -102,8 +102,8 @@ async def metrics(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     """200 while the proxy can serve; 503 when it cannot write its cache, or is draining
-    (shutting down: a load balancer takes it out). Upstreams that are all down make it
-    "degraded" but still serving: what is cached still is."""
+    (shutting down: a load balancer takes it out). Upstreams that are all down, or an object
+    store that is, make it "degraded" but still serving: what is cached still is."""
     services = services_of(request)
     upstreams = services.client.reports()
     problems = [
@@ -111,31 +111,42 @@ async def health(request: Request) -> Response:
         for name, mirrors in upstreams.items()
         if not any(m.up for m in mirrors)
     ]
+    store = _store_health(services)
+    if store is not None and not store["up"]:
+        problems.append(f"object store {store['url']}: unreachable ({store['last_error']})")
+    status = "degraded" if problems else "ok"
     unwritable = await anyio.to_thread.run_sync(_unwritable, services.store.tmp)
     if unwritable is not None:
         problems.insert(0, f"cache not writable: {unwritable}")
-    draining = request.app.state.drain.draining
-    if draining:
+        status = "unavailable"
+    if request.app.state.drain.draining:
         problems.insert(0, "draining: shutting down once the requests under way are answered")
-    status = (
-        "draining"
-        if draining
-        else "unavailable"
-        if unwritable
-        else "degraded"
-        if problems
-        else "ok"
-    )
-    document = {
+        status = "draining"
+    document: dict[str, object] = {
         "status": status,
         "problems": problems,
         "pid": os.getpid(),
         "upstreams": {name: [m.as_json() for m in group] for name, group in upstreams.items()},
     }
+    if store is not None:
+        document["store"] = store
     serving = status in ("ok", "degraded")
     return JSONResponse(
         document, status_code=200 if serving else 503, headers={"Cache-Control": "no-store"}
     )
+
+
+def _store_health(services: Services) -> dict[str, object] | None:
+    """The object store's health: its URL (never its credentials), circuit and uploads."""
+    report, config = services.client.mirrors.bucket_report(), services.config
+    if report is None or config.store is None or services.uploads is None:
+        return None
+    return {
+        **report.as_json(),
+        "url": config.store.url,
+        "up": report.up,
+        "uploads_pending": services.uploads.pending(),
+    }
 
 
 def _unwritable(directory: Path) -> str | None:

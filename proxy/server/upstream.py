@@ -23,6 +23,7 @@ from ..core.health import MirrorHealth, MirrorReport
 from ..core.model import FileOrigin, NormalizedName, ProjectPage
 from ..core.parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 from ..core.ranges import content_range
+from .bucket import Bucket
 from .errors import NotFoundUpstream, UpstreamError
 from .flat_listings import FlatListings, Listing
 from .hedging import Hedged
@@ -86,8 +87,11 @@ class UpstreamClient:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         transport: httpx.AsyncBaseTransport | None = None,
+        bucket: Bucket | None = None,
     ) -> None:
+        """`bucket`: the object store, asked for a file before its mirrors."""
         metrics = metrics or Metrics()
+        self.bucket = bucket
         self.mirrors = Mirrors(config, metrics, clock)
         self._flat = frozenset().union(*(u.flat for u in config.upstreams))
         self._listings = FlatListings(config.page_ttl, clock, self._fetch_listing)
@@ -173,10 +177,14 @@ class UpstreamClient:
     # -- files ---------------------------------------------------------------------------
 
     async def file_sources(self, origin: FileOrigin) -> AsyncGenerator[Source, None]:
-        """Where a file can be fetched: first from the mirror that listed it, then from the
-        others, each looked up on that mirror's own page (mirrors lay their files out
-        differently). A mirror that lists other bytes under the same name is passed over."""
+        """Where a file can be fetched: from the object store if there is one (when the page
+        gives the file's hash: its name there), then from the mirror that listed it, then
+        from the others, each looked up on that mirror's own page (mirrors lay their files
+        out differently). A mirror that lists other bytes under the same name is passed over."""
         mirrors, link = self.mirrors.preferred(origin.upstream), origin.link
+        store = self.mirrors.bucket
+        if self.bucket and store and link.sha256 and self.mirrors.usable(store):
+            yield store, self.bucket.signed_url(link.sha256)
         listing = next((m for m in mirrors if m.url == origin.page.source), None)
         if listing is not None and self.mirrors.usable(listing):
             yield listing, link.url
@@ -273,6 +281,11 @@ class UpstreamClient:
         mirrors = self.mirrors.of(origin.upstream)
         mirror = next((m for m in mirrors if m.url == origin.page.source), mirrors[0])
         return await self.fetch_small(mirror, url)
+
+    def delivered(self, source: Source) -> None:
+        """A download came whole from this source (counted when it is the object store)."""
+        if source[0] is self.mirrors.bucket:
+            self._metrics.store_hit()
 
     def hedged(self, mirror: MirrorHealth) -> None:
         """A file's source on this mirror was slow to answer: the next one is asked too."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -30,10 +31,12 @@ def proxy_process(
     cache_dir: Path | None = None,
     log: Path | None = None,
     preexec: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`pypi-proxy serve` on a free port with this config; yields the process and base URL
     once it answers, and stops it on the way out. Its log (stderr) goes to `log`, if given;
-    `preexec` runs in the child before the proxy starts (to set its limits)."""
+    `preexec` runs in the child before the proxy starts (to set its limits); `env` is added
+    to its environment."""
     path = workdir / f"proxy-{free_port()}.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
@@ -44,7 +47,11 @@ def proxy_process(
     log_file = open(log, "wb") if log else None  # noqa: SIM115 (closed below)
     stderr = log_file or subprocess.DEVNULL
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=preexec
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        preexec_fn=preexec,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
 

@@ -1,0 +1,88 @@
+"""The object-store tier against a real S3-compatible server (SeaweedFS on 127.0.0.1), with
+the proxy as processes of its own: what one replica caches goes to the bucket behind the
+client's back and another replica serves it from there, verified, with no upstream file
+request; with the bucket hanging, replicas serve from their own cache and from upstream,
+say so in /-/health, and upload what they owe once it answers again."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.process import proxy_process
+from support.seaweed import BUCKET, SeaweedFS, bucket_files, seaweed
+from support.waiting import wait_for
+from support.world import BIG, TINYLIB, World
+
+BIG_URL = f"/files/bigpkg/{BIG.filename}"
+TINYLIB_URL = f"/files/tinylib/{TINYLIB.filename}"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    with seaweed(tmp_path_factory.mktemp("s3")) as server:
+        yield server
+
+
+def _settings(world: World, s3: SeaweedFS, cache: Path, prefix: str, **more: Any) -> dict[str, Any]:
+    store = {"url": f"s3://{BUCKET}/{prefix}", "endpoint": s3.endpoint, "region": "us-east-1"}
+    return {**world.settings(), "cache": {"dir": str(cache), "store": store}, **more}
+
+
+def _health(base: str) -> dict[str, Any]:
+    document: dict[str, Any] = httpx.get(f"{base}/-/health", timeout=10).json()
+    return document
+
+
+def test_what_one_replica_cached_another_serves_from_the_bucket(
+    world: World, s3: SeaweedFS, tmp_path: Path
+) -> None:
+    prefix = f"replicas-{tmp_path.name}"
+    one = _settings(world, s3, tmp_path / "one", prefix)
+    with proxy_process(one, tmp_path, env=s3.credentials) as (_, base):
+        first = httpx.get(base + BIG_URL, timeout=30)
+        assert hashlib.sha256(first.content).hexdigest() == BIG.sha256
+        wait_for(lambda: BIG.sha256 in bucket_files(s3.endpoint, prefix), seconds=30)
+        assert _health(base)["store"]["uploads_pending"] == 0
+    assert bucket_files(s3.endpoint, prefix)[BIG.sha256] == BIG.content
+    world.mirror.reset_log()
+    two = _settings(world, s3, tmp_path / "two", prefix)
+    with proxy_process(two, tmp_path, env=s3.credentials) as (_, base):
+        second = httpx.get(base + BIG_URL, timeout=30)
+        assert hashlib.sha256(second.content).hexdigest() == BIG.sha256
+        # Its own page cache fetched the page; the file came from the bucket alone.
+        assert world.mirror.count(lambda r: r.kind == "file") == 0
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert "pypi_proxy_store_hits_total 1.0" in metrics
+        ranged = httpx.get(base + BIG_URL, headers={"Range": "bytes=10-19"}, timeout=10)
+        assert ranged.status_code == 206 and ranged.content == BIG.content[10:20]
+
+
+def test_with_the_bucket_hanging_replicas_serve_and_catch_up_once_it_answers(
+    world: World, s3: SeaweedFS, tmp_path: Path
+) -> None:
+    prefix = f"hanging-{tmp_path.name}"
+    quick = {"timeouts": {"connect": 1, "first_byte": 1, "stall": 1}, "circuit": {"failures": 1}}
+    settings = _settings(world, s3, tmp_path / "cache", prefix, **quick)
+    with proxy_process(settings, tmp_path, env=s3.credentials) as (_, base):
+        s3.pause()
+        try:
+            served = httpx.get(base + TINYLIB_URL, timeout=30)  # the bucket asked first, hanging
+            assert served.status_code == 200 and served.content == TINYLIB.content
+            wait_for(lambda: _health(base)["status"] == "degraded", seconds=30)
+            health = _health(base)
+            assert any(p.startswith(f"object store s3://{BUCKET}/{prefix}: unreachable")
+                       for p in health["problems"])  # fmt: skip
+            assert health["store"]["uploads_pending"] == 1
+            assert "proxy-test" not in str(health)  # never the credentials
+            again = httpx.get(base + TINYLIB_URL, timeout=10)  # the hot tier still serves
+            assert again.status_code == 200 and again.headers["x-cache"] == "HIT"
+        finally:
+            s3.resume()
+        wait_for(lambda: TINYLIB.sha256 in bucket_files(s3.endpoint, prefix), seconds=45)
+        wait_for(lambda: _health(base)["status"] == "ok", seconds=30)
+        assert _health(base)["store"]["uploads_pending"] == 0
