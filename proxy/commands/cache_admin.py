@@ -13,10 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import obstore.exceptions
+
 from ..core.units import human_duration as duration
 from ..core.units import human_size as size
 from ..core.units import parse_duration, parse_size
 from ..server.blobs import BlobStore
+from ..server.bucket import Bucket
 from ..server.index_db import IndexDB
 from .arguments import load, value_type
 from .tables import table
@@ -57,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "stats":
         return _stats(store, root, args.top)
     if args.action == "verify":
-        return _verify(store, root)
+        local = _verify(store, root)
+        if config.store is None:
+            return local
+        return max(local, _verify_bucket(Bucket(config.store, config)))
     return _prune(store, root, args.older_than, args.max_size)
 
 
@@ -101,6 +107,24 @@ def _verify(store: BlobStore, root: Path) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{checked:,} files verified, {corrupt} corrupt and removed")
+    return 1 if corrupt else 0
+
+
+def _verify_bucket(bucket: Bucket) -> int:
+    """The object store's files, re-hashed as the local ones are; corrupt ones deleted."""
+    checked = corrupt = 0
+    try:
+        for sha256, _ in bucket.objects():
+            good = bucket.matches(sha256)
+            if good is False:
+                bucket.remove(sha256)
+                corrupt += 1
+                print(f"removed {sha256} from {bucket.spec.url}: its bytes do not match")
+            checked += good is not None
+    except (obstore.exceptions.BaseError, OSError) as exc:
+        print(f"pypi-proxy: cache verify: {bucket.spec.url}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{checked:,} files verified in {bucket.spec.url}, {corrupt} corrupt and removed")
     return 1 if corrupt else 0
 
 

@@ -12,6 +12,8 @@ resumes and the verification every download gets.
 from __future__ import annotations
 
 import configparser
+import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,12 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import obstore
+import obstore.exceptions
 from obstore.store import S3Store
 
 from ..core.config import Config, ObjectStore
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
+
+log = logging.getLogger("pypi_proxy.bucket")
 
 # A presigned URL outlives any one download's first request by far, and is made anew for
 # each download: its lifetime bounds nothing else.
@@ -71,11 +76,34 @@ class Bucket:
     async def delete(self, sha256: str) -> None:
         await obstore.delete_async(self._store, self.key(sha256))
 
+    async def discard(self, sha256: str, filename: str) -> None:
+        """Delete an object whose bytes do not match its name (best effort: one left behind
+        is found again by the next download's verification, or by `cache verify`)."""
+        log.warning("the object store's copy of %s is corrupt: deleting it", filename)
+        try:
+            await self.delete(sha256)
+        except (obstore.exceptions.BaseError, OSError) as exc:
+            log.warning("could not delete %s from the object store: %s", sha256, exc)
+
     def objects(self) -> Iterator[tuple[str, int]]:
         """Every file in the bucket: its sha256 (the name it is under) and size."""
         for chunk in obstore.list(self._store, "files/"):
             for meta in chunk:
                 yield meta["path"].rsplit("/", 1)[-1], meta["size"]
+
+    def matches(self, sha256: str) -> bool | None:
+        """Whether an object still has the sha256 it is named by (None: gone meanwhile).
+        Read as a stream: it may be gigabytes."""
+        digest = hashlib.sha256()
+        try:
+            for chunk in obstore.get(self._store, self.key(sha256)).stream(2**20):
+                digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        return digest.hexdigest() == sha256
+
+    def remove(self, sha256: str) -> None:
+        obstore.delete(self._store, self.key(sha256))
 
 
 def _credentials(path: Path | None) -> dict[str, str]:

@@ -187,8 +187,7 @@ class CacheFiller:
             sources, wrong = [delivered], None
         for mirror, url in sources if wrong is None else wrong:
             self._corrupt.setdefault(link.sha256, set()).add(url)
-            if not link.mutable:  # else the page listing it may be what is out of date
-                self._client.mark_corrupt(mirror, f"{link.filename}: bytes do not match sha256")
+            await self._client.sent_corrupt(mirror, link)
         if wrong is None:
             urls = ", ".join(url for _, url in sources)
             raise FillFailed(f"sha256 mismatch from {urls}: got {sha256}")

@@ -20,7 +20,7 @@ import httpx
 
 from ..core.config import Config, Upstream
 from ..core.health import MirrorHealth, MirrorReport
-from ..core.model import FileOrigin, NormalizedName, ProjectPage
+from ..core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
 from ..core.parse import ParseError, parse_flat_listing, parse_project_list, parse_project_page
 from ..core.ranges import content_range
 from .bucket import Bucket
@@ -291,9 +291,16 @@ class UpstreamClient:
         """A file's source on this mirror was slow to answer: the next one is asked too."""
         self._metrics.hedged(mirror.url)
 
-    def mark_corrupt(self, mirror: MirrorHealth, reason: str) -> None:
-        """Bytes that do not match their hash, found after the download."""
-        self.mirrors.failed(mirror, reason, severe=True)
+    async def sent_corrupt(self, mirror: MirrorHealth, link: FileLink) -> None:
+        """Bytes that do not match the file's hash, found after the download. The bucket's
+        object is deleted (the next download goes upstream, and uploads it anew); a mirror
+        is passed over for a while, unless the file may change (then the page listing it
+        may be what is out of date)."""
+        assert link.sha256 is not None
+        if mirror is self.mirrors.bucket and self.bucket is not None:
+            await self.bucket.discard(link.sha256, link.filename)
+        elif not link.mutable:
+            self.mirrors.failed(mirror, f"{link.filename}: bytes do not match sha256", severe=True)
 
 
 def _no_page(status: int) -> None:

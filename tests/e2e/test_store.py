@@ -7,16 +7,20 @@ say so in /-/health, and upload what they owe once it answers again."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from support.process import proxy_process
-from support.seaweed import BUCKET, SeaweedFS, bucket_files, seaweed
+from support.seaweed import BUCKET, SeaweedFS, bucket_files, put_file, seaweed
 from support.waiting import wait_for
-from support.world import BIG, TINYLIB, World
+from support.world import BIG, TINYAPP, TINYLIB, World
 
 BIG_URL = f"/files/bigpkg/{BIG.filename}"
 TINYLIB_URL = f"/files/tinylib/{TINYLIB.filename}"
@@ -86,3 +90,34 @@ def test_with_the_bucket_hanging_replicas_serve_and_catch_up_once_it_answers(
         wait_for(lambda: TINYLIB.sha256 in bucket_files(s3.endpoint, prefix), seconds=45)
         wait_for(lambda: _health(base)["status"] == "ok", seconds=30)
         assert _health(base)["store"]["uploads_pending"] == 0
+
+
+def test_a_corrupt_object_is_deleted_and_the_file_fetched_from_upstream_again(
+    world: World, s3: SeaweedFS, tmp_path: Path
+) -> None:
+    prefix = f"corrupt-{tmp_path.name}"
+    put_file(s3.endpoint, prefix, TINYLIB.sha256, TINYLIB.content[:-1] + b"!")
+    settings = _settings(world, s3, tmp_path / "cache", prefix)
+    with proxy_process(settings, tmp_path, env=s3.credentials) as (_, base):
+        with pytest.raises(httpx.HTTPError):  # the last byte held back, then the cut
+            httpx.get(base + TINYLIB_URL, timeout=30)
+        good = httpx.get(base + TINYLIB_URL, timeout=30)  # as pip would retry
+        assert good.status_code == 200 and good.content == TINYLIB.content
+        # Uploaded anew, with the right bytes this time.
+        wait_for(lambda: bucket_files(s3.endpoint, prefix).get(TINYLIB.sha256) == TINYLIB.content)
+
+
+def test_cache_verify_checks_the_bucket_too(world: World, s3: SeaweedFS, tmp_path: Path) -> None:
+    prefix = f"verify-{tmp_path.name}"
+    put_file(s3.endpoint, prefix, TINYLIB.sha256, TINYLIB.content)
+    put_file(s3.endpoint, prefix, TINYAPP.sha256, b"not tinyapp")
+    (tmp_path / "cache" / "files").mkdir(parents=True)
+    config = tmp_path / "proxy.yaml"
+    config.write_text(yaml.safe_dump(_settings(world, s3, tmp_path / "cache", prefix)))
+    command = [sys.executable, "-m", "proxy.cli", "cache", "--config", str(config), "verify"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **s3.credentials})  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"removed {TINYAPP.sha256} from s3://{BUCKET}/{prefix}" in done.stdout
+    assert f"2 files verified in s3://{BUCKET}/{prefix}, 1 corrupt and removed" in done.stdout
+    assert set(bucket_files(s3.endpoint, prefix)) == {TINYLIB.sha256}

@@ -94,10 +94,19 @@ def seaweed(workdir: Path) -> Iterator[SeaweedFS]:
         log.close()
 
 
+def _store(endpoint: str, prefix: str) -> S3Store:
+    return S3Store(BUCKET, prefix=prefix, endpoint=endpoint, access_key_id=ACCESS_KEY,
+                   secret_access_key=SECRET_KEY, client_options={"allow_http": True})  # fmt: skip
+
+
+def put_file(endpoint: str, prefix: str, sha256: str, content: bytes) -> None:
+    """An object under a file's content address, as the proxy names them (any bytes)."""
+    obstore.put(_store(endpoint, prefix), f"files/{sha256[:2]}/{sha256[2:4]}/{sha256}", content)
+
+
 def bucket_files(endpoint: str, prefix: str) -> dict[str, bytes]:
     """The files under `prefix` in the bucket, by sha256 (their names there)."""
-    store = S3Store(BUCKET, prefix=prefix, endpoint=endpoint, access_key_id=ACCESS_KEY,
-                    secret_access_key=SECRET_KEY, client_options={"allow_http": True})  # fmt: skip
+    store = _store(endpoint, prefix)
     found = {}
     for chunk in obstore.list(store, "files/"):
         for meta in chunk:
