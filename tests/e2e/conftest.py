@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.seaweed import SeaweedFS, seaweed
 from support.upstream import FakeUpstream
 from support.world import World, stock
 
@@ -29,3 +30,10 @@ def proxy(world: World) -> Iterator[str]:
 def client(proxy: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=proxy, timeout=10) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One S3-compatible server for every test that needs a bucket (each a prefix of its own)."""
+    with seaweed(tmp_path_factory.mktemp("s3")) as server:
+        yield server

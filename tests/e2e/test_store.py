@@ -10,7 +10,6 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from support.process import proxy_process
-from support.seaweed import BUCKET, SeaweedFS, bucket_files, put_file, seaweed
+from support.seaweed import BUCKET, SeaweedFS, bucket_files, put_file, store_cache
 from support.waiting import wait_for
 from support.world import BIG, TINYAPP, TINYLIB, World
 
@@ -26,15 +25,8 @@ BIG_URL = f"/files/bigpkg/{BIG.filename}"
 TINYLIB_URL = f"/files/tinylib/{TINYLIB.filename}"
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    with seaweed(tmp_path_factory.mktemp("s3")) as server:
-        yield server
-
-
 def _settings(world: World, s3: SeaweedFS, cache: Path, prefix: str, **more: Any) -> dict[str, Any]:
-    store = {"url": f"s3://{BUCKET}/{prefix}", "endpoint": s3.endpoint, "region": "us-east-1"}
-    return {**world.settings(), "cache": {"dir": str(cache), "store": store}, **more}
+    return {**world.settings(), "cache": store_cache(s3, cache, prefix), **more}
 
 
 def _health(base: str) -> dict[str, Any]:

@@ -112,3 +112,9 @@ def bucket_files(endpoint: str, prefix: str) -> dict[str, bytes]:
         for meta in chunk:
             found[meta["path"].rsplit("/", 1)[-1]] = bytes(obstore.get(store, meta["path"]).bytes())
     return found
+
+
+def store_cache(s3: SeaweedFS, cache: Path, prefix: str) -> dict[str, object]:
+    """A proxy's `cache` settings: its own directory over the bucket's `prefix`."""
+    store = {"url": f"s3://{BUCKET}/{prefix}", "endpoint": s3.endpoint, "region": "us-east-1"}
+    return {"dir": str(cache), "store": store}
