@@ -303,9 +303,10 @@ def test_unreadable_and_invalid_yaml_files(tmp_path: Path) -> None:
 
 def test_the_commented_mirror_presets_parse_once_uncommented() -> None:
     text = default_config_path().read_text()
-    uncommented = re.sub(r"(?m)^(\s+)# (- https://\S+)", r"\1\2", text)
+    uncommented = re.sub(r"(?m)^(\s+)# (- https?://\S+)", r"\1\2", text)
     config = parse_config(yaml.safe_load(uncommented))
-    assert len(config.upstream("pypi").mirrors) == 7
+    mirrors = config.upstream("pypi").mirrors
+    assert len(mirrors) == 8 and mirrors[0] == "http://campus-proxy.example:3141/simple/"
 
 
 @pytest.mark.parametrize(
