@@ -13,6 +13,7 @@ from support.repo import ROOT, dockerfile_instruction
 from proxy.cli import parser
 from proxy.core.config import Config
 from proxy.core.config_values import duration
+from proxy.core.config_yaml import parse_config
 
 
 def test_compose_uses_the_image_port_and_volume() -> None:
@@ -56,3 +57,52 @@ def test_the_stop_timeouts_leave_room_for_the_drain() -> None:
     unit = readme.split("## As a systemd service", 1)[1].split("```", 2)[1]
     stop = next(ln for ln in unit.splitlines() if ln.startswith("TimeoutStopSec="))
     assert int(stop.removeprefix("TimeoutStopSec=")) > drain
+
+
+def _haproxy_lines(text: str) -> list[str]:
+    """A HAProxy config's lines but its comments and `server` lines (where it points)."""
+    lines = [ln.split("#")[0].rstrip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not ln.lstrip().startswith("server ")]
+
+
+def test_the_ha_compose_file_wires_haproxy_replicas_and_the_bucket() -> None:
+    compose = yaml.safe_load((ROOT / "compose.ha.yaml").read_text())
+    services = compose["services"]
+    replicas = [name for name in services if name.startswith("replica")]
+    assert len(replicas) == 2
+    haproxy = (ROOT / "deploy" / "haproxy.cfg").read_text()
+    readme = (ROOT / "README.md").read_text().split("```haproxy\n", 1)[1].split("```", 1)[0]
+    assert _haproxy_lines(haproxy) == _haproxy_lines(readme)  # the README's, pointed here
+    assert [f"server {r} {r}:3141" for r in replicas] == [
+        ln.strip() for ln in haproxy.splitlines() if ln.strip().startswith("server ")]  # fmt: skip
+    assert "./deploy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in services["haproxy"][
+        "volumes"]  # fmt: skip
+    config = parse_config(yaml.safe_load((ROOT / "deploy" / "replica.yaml").read_text()))
+    assert config.store is not None and config.store.endpoint == "http://seaweedfs:8333"
+    assert f"-bucket={config.store.bucket}" in services["seaweedfs"]["command"]
+    volume = json.loads(dockerfile_instruction("VOLUME"))[0]
+    for name in replicas:
+        service = services[name]
+        assert "./deploy/replica.yaml:/etc/pypi-proxy.yaml:ro" in service["volumes"]
+        assert any(v.endswith(f":{volume}") for v in service["volumes"])
+        assert parser().parse_args(["serve", *service["command"]]).config is not None
+        assert duration(service["stop_grace_period"], "") > config.drain_timeout
+
+
+def test_the_kubernetes_example_probes_health_and_gives_the_drain_its_time() -> None:
+    documents = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/pypi-proxy.yaml").read_text()))
+    config_map, deployment, service = documents
+    config = parse_config(yaml.safe_load(config_map["data"]["pypi-proxy.yaml"]))
+    assert config.store is not None
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/-/health", "port": "http"}
+    assert pod["terminationGracePeriodSeconds"] > config.drain_timeout
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["hot-tier"] == str(config.cache_dir)
+    args = parser().parse_args(["serve", *container["args"]])
+    assert str(args.config).startswith(mounts["config"])
+    assert (
+        container["ports"][0]["containerPort"] == config.port == service["spec"]["ports"][0]["port"]
+    )
