@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -101,6 +103,32 @@ class Bucket:
         except FileNotFoundError:
             return None
         return digest.hexdigest() == sha256
+
+    # -- what replicas learned: a file's hash, a wheel's metadata hash, by upstream URL ------
+
+    @staticmethod
+    def lesson_key(lesson: str, url: str) -> str:
+        return f"lessons/{lesson}/{hashlib.sha256(url.encode()).hexdigest()}"
+
+    async def teach(self, lesson: str, url: str, sha256: str) -> None:
+        body = json.dumps({"lesson": lesson, "url": url, "sha256": sha256}).encode()
+        await obstore.put_async(self._store, self.lesson_key(lesson, url), body)
+
+    async def lesson_keys(self) -> list[str]:
+        """Every lesson in the bucket, by key."""
+        return [meta["path"] async for chunk in obstore.list(self._store, "lessons/")
+                for meta in chunk]  # fmt: skip
+
+    async def lesson(self, key: str) -> tuple[str, str, str] | None:
+        """A lesson's kind, upstream URL and sha256; None if it is not one (not ours)."""
+        body = await (await obstore.get_async(self._store, key)).bytes_async()
+        try:
+            found = json.loads(bytes(body))
+            lesson, url, sha256 = found["lesson"], found["url"], found["sha256"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        valid = self.lesson_key(lesson, url) == key and re.fullmatch(r"[0-9a-f]{64}", sha256)
+        return (lesson, url, sha256) if valid else None
 
     def remove(self, sha256: str) -> None:
         obstore.delete(self._store, self.key(sha256))

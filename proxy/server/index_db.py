@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +33,8 @@ class IndexDB:
         # When files were first listed: facts that must never be lost, unlike a page (which
         # diskcache may cull past its size limit, and is fetched again).
         self._listed = diskcache.Cache(str(cache_dir / "listed"), eviction_policy="none")
+        # Told each lesson learned here for good (see `learn`).
+        self.taught: Callable[[Lesson, str, str], None] = lambda lesson, url, sha256: None
 
     def close(self) -> None:
         self._db.close()
@@ -100,12 +102,23 @@ class IndexDB:
         read it out of the wheel."""
         return link.metadata_sha256 or self._db.get(("metadata", link.url))
 
-    def learn(self, lesson: Lesson, url: str, sha256: str, until: float | None = None) -> None:
+    def learn(
+        self,
+        lesson: Lesson,
+        url: str,
+        sha256: str,
+        until: float | None = None,
+        *,
+        share: bool = True,
+    ) -> None:
         """Remembers a file's hash for good, or `until` that time (seconds since the epoch)
-        for a file that may change upstream."""
+        for a file that may change upstream. What is learned for good is `taught` (to the
+        other replicas), unless it came from them (`share=False`)."""
         self._db.set((lesson, url), sha256 if until is None else (sha256, until))
         if lesson in _RENDERED and until is None:
             self._db.incr(_LESSONS, default=0)
+        if share and until is None:
+            self.taught(lesson, url, sha256)
 
     def provenance_sha256_of(self, link: FileLink) -> str | None:
         """The sha256 of the file's provenance as the proxy fetched and kept it."""

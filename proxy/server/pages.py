@@ -20,7 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 import anyio
 
 from ..core.config import Config, Index, Upstream
-from ..core.model import CacheResult, FileLink, NormalizedName, ProjectPage
+from ..core.model import CacheResult, FileLink, FileOrigin, NormalizedName, ProjectPage
 from ..core.render import Format, Rendered, render_project
 from ..core.routing import route_for, union
 from .errors import UpstreamError
@@ -177,6 +177,11 @@ class PageCache:
         body = await found.entry.rendered(key, render)
         self._reweigh(found.entry)
         return body
+
+    def learned(self, origin: FileOrigin) -> FileOrigin:
+        """The file with what the proxy learned of it (here, or from the other replicas):
+        its sha256, then checked and used to find it in the object store, like a listed one."""
+        return dataclasses.replace(origin, link=self._learned(origin.link))
 
     def _learned(self, link: FileLink) -> FileLink:
         if link.sha256 is None and not link.mutable:  # what may change is listed as it was

@@ -21,6 +21,7 @@ from .blobs import BlobStore
 from .bucket import Bucket
 from .filler import CacheFiller
 from .index_db import IndexDB
+from .lessons import LessonSharing
 from .locks import FileLocks
 from .metadata import CoreMetadata
 from .metrics import Metrics
@@ -82,6 +83,9 @@ async def open_services(
             store.committed = partial(_from_any_thread, asyncio.get_running_loop(), uploads.add)
             uploads.start()
             metrics.watch_uploads(uploads.pending)
+            sharing = _closed(stack, LessonSharing(bucket, db))
+            db.taught = sharing.learned
+            sharing.start()
         pages = _closed(stack, PageCache(config, db, client))
         filler = _closed(
             stack,

@@ -186,7 +186,7 @@ async def _listed(
         origin = found.origin(filename) if found else None
     if origin is None:
         raise HTTPException(404, f"{name} lists no file {filename!r}")
-    return origin
+    return pages.learned(origin)
 
 
 def _page(request: Request, body: Rendered, cache: CacheResult, ttl: float) -> Response:

@@ -154,6 +154,7 @@ class Warmer:
             origin = found.origin(link.filename)
             if origin is None or self._screening.file(index, origin, "", count=False):
                 continue
+            origin = self._pages.learned(origin)
             more += requirements(await self._warm_metadata(origin), client)
             if link.size is not None and link.size <= self._settings.small_files:
                 await self._warm_file(origin)

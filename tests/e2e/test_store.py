@@ -19,7 +19,7 @@ import yaml
 from support.process import proxy_process
 from support.seaweed import BUCKET, SeaweedFS, bucket_files, put_file, store_cache
 from support.waiting import wait_for
-from support.world import BIG, TINYAPP, TINYLIB, World
+from support.world import BIG, ONLY_ON_TORCH, TINYAPP, TINYLIB, World
 
 BIG_URL = f"/files/bigpkg/{BIG.filename}"
 TINYLIB_URL = f"/files/tinylib/{TINYLIB.filename}"
@@ -113,3 +113,34 @@ def test_cache_verify_checks_the_bucket_too(world: World, s3: SeaweedFS, tmp_pat
     assert f"removed {TINYAPP.sha256} from s3://{BUCKET}/{prefix}" in done.stdout
     assert f"2 files verified in s3://{BUCKET}/{prefix}, 1 corrupt and removed" in done.stdout
     assert set(bucket_files(s3.endpoint, prefix)) == {TINYLIB.sha256}
+
+
+def test_a_hash_one_replica_learned_is_listed_by_the_others(
+    world: World, s3: SeaweedFS, tmp_path: Path
+) -> None:
+    # The PyTorch-like upstream lists this wheel without a hash, as its nightly pages do.
+    path = f"{world.torch.prefix}/{ONLY_ON_TORCH.filename}"
+    page = f'<html><body><a href="{path}">{ONLY_ON_TORCH.filename}</a></body></html>'
+    world.torch.add_raw_page("onlytorch", page.encode(), "text/html")
+    prefix = f"lessons-{tmp_path.name}"
+    url = f"/files/onlytorch/{ONLY_ON_TORCH.filename}"
+    one = _settings(world, s3, tmp_path / "one", prefix)
+    with proxy_process(one, tmp_path, env=s3.credentials) as (_, base):
+        assert _hashes(base, "onlytorch") == {}
+        assert httpx.get(base + url, timeout=30).content == ONLY_ON_TORCH.content
+        assert _hashes(base, "onlytorch") == {"sha256": ONLY_ON_TORCH.sha256}  # learned
+        wait_for(lambda: ONLY_ON_TORCH.sha256 in bucket_files(s3.endpoint, prefix))
+    world.torch.reset_log()
+    two = _settings(world, s3, tmp_path / "two", prefix)
+    with proxy_process(two, tmp_path, env=s3.credentials) as (_, base):
+        wait_for(lambda: _hashes(base, "onlytorch") == {"sha256": ONLY_ON_TORCH.sha256})
+        assert httpx.get(base + url, timeout=30).content == ONLY_ON_TORCH.content
+        assert world.torch.count(lambda r: r.kind == "file") == 0  # from the bucket, by hash
+
+
+def _hashes(base: str, project: str) -> dict[str, str]:
+    accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    page = httpx.get(f"{base}/simple/{project}/", headers=accept, timeout=30).json()
+    [file] = page["files"]
+    hashes: dict[str, str] = file["hashes"]
+    return hashes
