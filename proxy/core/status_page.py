@@ -42,6 +42,18 @@ class DownloadProgress:
 
 
 @dataclass(frozen=True)
+class StoreFigures:
+    """The object-store tier, as this process sees it."""
+
+    url: str  # s3://bucket/prefix: never credentials
+    up: bool
+    last_error: str | None
+    hits: int  # files brought into the local cache from it
+    pending: int  # uploads not done yet
+    failures: int  # uploads that failed
+
+
+@dataclass(frozen=True)
 class Snapshot:
     version: str
     uptime: float
@@ -53,6 +65,7 @@ class Snapshot:
     indexes: list[tuple[str, str, str]]
     hidden: dict[str, int] = field(default_factory=dict)  # policy key -> what it hid
     advisories: dict[str, int] = field(default_factory=dict)  # advisory path -> loaded
+    store: StoreFigures | None = None
 
 
 def render_status(snap: Snapshot) -> str:
@@ -62,7 +75,9 @@ def render_status(snap: Snapshot) -> str:
         version=escape(snap.version),
         uptime=duration(snap.uptime),
         mirrors=_mirrors(snap.mirrors),
-        cache=_cache(snap.cache, snap.traffic) + _policy(snap.hidden, snap.advisories),
+        cache=_cache(snap.cache, snap.traffic)
+        + _store(snap.store)
+        + _policy(snap.hidden, snap.advisories),
         downloads=_downloads(snap.downloads),
         setup="".join(
             _index_setup(name, url, torch, first=not i)
@@ -124,6 +139,17 @@ def _cache(cache: CacheFigures, traffic: Traffic) -> str:
 <dt>Served to clients</dt><dd>{size(traffic.served)}</dd>
 <dt>Fetched upstream</dt><dd>{size(traffic.fetched)}</dd>
 <dt>Saved</dt><dd><strong>{size(saved)}</strong> of upstream traffic</dd>
+</dl>"""
+
+
+def _store(store: StoreFigures | None) -> str:
+    if store is None:
+        return ""
+    state = "answering" if store.up else f"unreachable ({escape(store.last_error or '')})"
+    return f"""<dl id="store">
+<dt>Object store</dt><dd><code>{escape(store.url)}</code>, {state}</dd>
+<dt>From the store</dt><dd>{store.hits:,} files</dd>
+<dt>Uploads</dt><dd>{store.pending:,} pending, {store.failures:,} failed so far</dd>
 </dl>"""
 
 

@@ -98,6 +98,10 @@ class Metrics:
     def watch_uploads(self, pending: Callable[[], int]) -> None:
         self._store_pending.set_function(pending)
 
+    def store_counts(self) -> tuple[int, int]:
+        """Files brought from the object store, and uploads to it that failed, so far."""
+        return _total(self._store_hits), _total(self._store_upload_failures)
+
     def store_hit(self) -> None:
         self._store_hits.inc()
 

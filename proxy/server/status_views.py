@@ -19,7 +19,13 @@ from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.model import NormalizedName
 from ..core.pytorch_builds import TorchOffer, offer_in, torch_groups
 from ..core.setup_script import profile_of, setup_script, valid_host
-from ..core.status_page import CacheFigures, DownloadProgress, Snapshot, render_status
+from ..core.status_page import (
+    CacheFigures,
+    DownloadProgress,
+    Snapshot,
+    StoreFigures,
+    render_status,
+)
 from ..core.version import proxy_version
 from .interfaces import reachable_addresses
 from .metrics import CONTENT_TYPE
@@ -45,6 +51,7 @@ async def home(request: Request) -> Response:
         indexes=[await _index(services, base, index) for index in config.indexes],
         hidden=services.metrics.hidden(),
         advisories=services.advisories.counts(),
+        store=_store_figures(services),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
 
@@ -134,6 +141,15 @@ async def health(request: Request) -> Response:
     return JSONResponse(
         document, status_code=200 if serving else 503, headers={"Cache-Control": "no-store"}
     )
+
+
+def _store_figures(services: Services) -> StoreFigures | None:
+    report, store = services.client.mirrors.bucket_report(), services.config.store
+    if report is None or store is None or services.uploads is None:
+        return None
+    hits, failures = services.metrics.store_counts()
+    pending = services.uploads.pending()
+    return StoreFigures(store.url, report.up, report.last_error, hits, pending, failures)
 
 
 def _store_health(services: Services) -> dict[str, object] | None:

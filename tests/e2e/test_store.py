@@ -75,6 +75,9 @@ def test_with_the_bucket_hanging_replicas_serve_and_catch_up_once_it_answers(
                        for p in health["problems"])  # fmt: skip
             assert health["store"]["uploads_pending"] == 1
             assert "proxy-test" not in str(health)  # never the credentials
+            status = httpx.get(f"{base}/", timeout=10).text
+            assert f"s3://{BUCKET}/{prefix}</code>, unreachable" in status
+            assert "proxy-test" not in status
             again = httpx.get(base + TINYLIB_URL, timeout=10)  # the hot tier still serves
             assert again.status_code == 200 and again.headers["x-cache"] == "HIT"
         finally:

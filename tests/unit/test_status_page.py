@@ -12,6 +12,7 @@ from proxy.core.status_page import (
     CacheFigures,
     DownloadProgress,
     Snapshot,
+    StoreFigures,
     Traffic,
     render_status,
 )
@@ -154,3 +155,13 @@ def test_what_the_policy_hid_and_the_advisories_it_reads() -> None:
     policy = text_of(render_status(snapshot), "policy")
     assert "Advisories 20,143 loaded from /srv/osv.zip" in policy
     assert "Hidden by policy advisory 1 · min_age 12" in policy
+
+
+def test_the_object_store_tier_when_there_is_one() -> None:
+    assert 'id="store"' not in render_status(SNAPSHOT)
+    down = StoreFigures("s3://cache/lab", False, "HTTP error: <refused>", 3, 2, 5)
+    html = render_status(Snapshot(**{**SNAPSHOT.__dict__, "store": down}))
+    store = text_of(html, "store")
+    assert "s3://cache/lab , unreachable (HTTP error: <refused>)" in store
+    assert "3 files" in store and "2 pending, 5 failed so far" in store
+    assert "<refused>" not in html  # escaped
