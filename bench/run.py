@@ -16,7 +16,9 @@ Needs nginx, wrk and curl (Debian: `apt-get install nginx wrk curl`). Measures:
 6. a cold download of a big wheel from one and two mirrors that cap each connection at
    20 MiB/s, against curl fetching it straight (one connection);
 7. a cold `pip download` of a 26-wheel tree with every upstream request 40 ms away, and a
-   cold `uv pip install` of it on loopback, against each client going straight upstream.
+   cold `uv pip install` of it on loopback, against each client going straight upstream;
+8. a hit from the object-store tier (a replica whose own cache lacks the file, SeaweedFS on
+   loopback) and then from the hot tier, against curl fetching the object straight.
 
 Everything runs on 127.0.0.1; the fake upstream is the test suite's.
 """
@@ -44,7 +46,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from support.clients import isolated_env  # noqa: E402
 from support.process import free_port, proxy_process  # noqa: E402
+from support.seaweed import bucket_files, seaweed, signed_url, store_cache  # noqa: E402
 from support.upstream import FakeUpstream  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
 from support.wheels import make_wheel  # noqa: E402
 
 GIB = 1024**3
@@ -176,6 +180,9 @@ def main() -> int:
         # 7. cold installs of a 26-wheel tree: pip with every upstream request 40 ms away, uv
         rows += _cold_tree(stack, work)
 
+        # 8. hits from the object-store tier and from the hot tier
+        rows += _store_tier(stack, work, (64 if args.quick else 256) * MIB)
+
     table = _markdown(rows, quick=args.quick)
     print(table)
     args.out.write_text(table)
@@ -244,6 +251,48 @@ def _capped_upstreams(stack: ExitStack, work: Path, size: int) -> list[tuple[str
             )
         )
     return rows
+
+
+def _store_tier(stack: ExitStack, work: Path, size: int) -> list[tuple[str, str, str, str]]:
+    """One replica fetches a wheel and uploads it to the bucket; a second, its own cache
+    empty, serves it from the bucket (verified into its hot tier as it streams), then from
+    its hot tier; curl fetches the object straight from the bucket beside them."""
+    s3 = stack.enter_context(seaweed(work / "s3"))
+    wheel = make_wheel("benchstore", "1.0", payload_size=size)
+    upstream = FakeUpstream("mirror")
+    upstream.add(wheel)
+    root = upstream.root_url(stack.enter_context(upstream.running()))
+    prefix = "bench"
+
+    def config(name: str) -> dict[str, object]:
+        cache = {**store_cache(s3, work / name, prefix), "min_free": 0}
+        return {"upstreams": {"pypi": {"mirrors": [root]}}, "cache": cache}
+
+    path = f"/files/benchstore/{wheel.filename}"
+    quiet = ("--log-level", "warning")
+    with proxy_process(config("store-a"), work, *quiet, env=s3.credentials) as (_, first):
+        httpx.get(first + path, timeout=600)
+        wait_for(lambda: wheel.sha256 in bucket_files(s3.endpoint, prefix, names_only=True), 300)
+    with proxy_process(config("store-b"), work, *quiet, env=s3.credentials) as (_, second):
+        httpx.get(f"{second}/simple/benchstore/")
+        from_store = _parallel_curl(second + path, 1)
+        from_hot = _parallel_curl(second + path, 1)
+    direct = _parallel_curl(signed_url(s3.endpoint, prefix, wheel.sha256), 1)
+    mib = size / MIB
+    return [
+        (
+            f"{size // MIB} MiB wheel from the object-store tier (SeaweedFS), 1 client",
+            f"{mib / from_store:.0f} MiB/s",
+            f"{mib / direct:.0f} MiB/s (curl straight from the bucket)",
+            f"{direct / from_store:.2f} x the bucket",
+        ),
+        (
+            "the same wheel from the hot tier next",
+            f"{mib / from_hot:.0f} MiB/s",
+            "",
+            f"{from_store / from_hot:.1f} x the store tier",
+        ),
+    ]
 
 
 def _cold_tree(stack: ExitStack, work: Path) -> list[tuple[str, str, str, str]]:

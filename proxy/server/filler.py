@@ -156,8 +156,8 @@ class CacheFiller:
         fill.advance(held or 0)
         with _open_part(fill.part) as out:
             delivered = await self._transfers.run(Target(fill, out, digest, origin))
-            if not isinstance(delivered, SegmentedDownload):
-                self._client.delivered(delivered)
+            whole = delivered.sources if isinstance(delivered, SegmentedDownload) else [delivered]
+            self._client.delivered(whole)
             sha256 = digest.hexdigest()
             repaired = link.sha256 not in (None, sha256) and await self._mismatch(
                 link, delivered, sha256

@@ -117,7 +117,10 @@ class Transfers:
         download = SegmentedDownload(
             fill, target.out, target.digest, self._client, self._segments, note
         )
-        await download.run(opened, self._sources(target.origin))
+        more = self._sources(target.origin)
+        if opened.source[0] is self._client.mirrors.bucket:
+            more = _nothing_more()  # the bucket has it: every range from there, none upstream
+        await download.run(opened, more)
         return download
 
     def _splits(self, fill: Fill, body: UpstreamBody) -> bool:
@@ -158,6 +161,11 @@ async def _append(fill: Fill, out: BinaryIO, digest: Hash, body: UpstreamBody) -
         out.write(chunk)
         digest.update(chunk)
         fill.advance(fill.written + len(chunk))
+
+
+async def _nothing_more() -> AsyncGenerator[Source, None]:
+    return
+    yield  # an async generator that yields nothing
 
 
 async def _close(opened: Opened) -> None:

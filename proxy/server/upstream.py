@@ -282,9 +282,9 @@ class UpstreamClient:
         mirror = next((m for m in mirrors if m.url == origin.page.source), mirrors[0])
         return await self.fetch_small(mirror, url)
 
-    def delivered(self, source: Source) -> None:
-        """A download came whole from this source (counted when it is the object store)."""
-        if source[0] is self.mirrors.bucket:
+    def delivered(self, sources: list[Source]) -> None:
+        """A download came whole from these sources (counted when that is the object store)."""
+        if sources and all(mirror is self.mirrors.bucket for mirror, _ in sources):
             self._metrics.store_hit()
 
     def hedged(self, mirror: MirrorHealth) -> None:

@@ -46,7 +46,9 @@ def test_what_one_replica_cached_another_serves_from_the_bucket(
         assert _health(base)["store"]["uploads_pending"] == 0
     assert bucket_files(s3.endpoint, prefix)[BIG.sha256] == BIG.content
     world.mirror.reset_log()
-    two = _settings(world, s3, tmp_path / "two", prefix)
+    # As several ranges at once (BIG is above 1 MiB): all of them from the bucket.
+    downloads = {"segments": 4, "segment_above": "1MiB"}
+    two = _settings(world, s3, tmp_path / "two", prefix, downloads=downloads)
     with proxy_process(two, tmp_path, env=s3.credentials) as (_, base):
         second = httpx.get(base + BIG_URL, timeout=30)
         assert hashlib.sha256(second.content).hexdigest() == BIG.sha256

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import obstore
@@ -101,17 +102,28 @@ def _store(endpoint: str, prefix: str) -> S3Store:
 
 def put_file(endpoint: str, prefix: str, sha256: str, content: bytes) -> None:
     """An object under a file's content address, as the proxy names them (any bytes)."""
-    obstore.put(_store(endpoint, prefix), f"files/{sha256[:2]}/{sha256[2:4]}/{sha256}", content)
+    obstore.put(_store(endpoint, prefix), _key(sha256), content)
 
 
-def bucket_files(endpoint: str, prefix: str) -> dict[str, bytes]:
-    """The files under `prefix` in the bucket, by sha256 (their names there)."""
+def _key(sha256: str) -> str:
+    return f"files/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def bucket_files(endpoint: str, prefix: str, *, names_only: bool = False) -> dict[str, bytes]:
+    """The files under `prefix` in the bucket, by sha256 (their names there); their bytes
+    (empty with `names_only`)."""
     store = _store(endpoint, prefix)
     found = {}
     for chunk in obstore.list(store, "files/"):
         for meta in chunk:
-            found[meta["path"].rsplit("/", 1)[-1]] = bytes(obstore.get(store, meta["path"]).bytes())
+            content = b"" if names_only else bytes(obstore.get(store, meta["path"]).bytes())
+            found[meta["path"].rsplit("/", 1)[-1]] = content
     return found
+
+
+def signed_url(endpoint: str, prefix: str, sha256: str) -> str:
+    """A presigned GET of a file's object, for a client that is not the proxy."""
+    return obstore.sign(_store(endpoint, prefix), "GET", _key(sha256), timedelta(hours=1))
 
 
 def store_cache(s3: SeaweedFS, cache: Path, prefix: str) -> dict[str, object]:
