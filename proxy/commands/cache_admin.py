@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     store = BlobStore(root, config.max_size, config.min_free)
     if args.action == "stats":
+        if config.store is not None:
+            _bucket_stats(Bucket(config.store, config))
         return _stats(store, root, args.top)
     if args.action == "verify":
         local = _verify(store, root)
@@ -108,6 +110,18 @@ def _verify(store: BlobStore, root: Path) -> int:
         print(file=sys.stderr)
     print(f"{checked:,} files verified, {corrupt} corrupt and removed")
     return 1 if corrupt else 0
+
+
+def _bucket_stats(bucket: Bucket) -> None:
+    """What the object store holds (one listing: cheap beside re-hashing it)."""
+    try:
+        objects = list(bucket.objects())
+    except (obstore.exceptions.BaseError, OSError) as exc:
+        print(f"store:     {bucket.spec.url}: unreachable ({str(exc).splitlines()[0]})")
+        return
+    print(
+        f"store:     {bucket.spec.url}: {len(objects):,} files, {size(sum(n for _, n in objects))}"
+    )
 
 
 def _verify_bucket(bucket: Bucket) -> int:

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import obstore.exceptions
 import uvicorn
 from starlette.applications import Starlette
 
@@ -19,6 +20,7 @@ from ..core.client_setup import pip_ini
 from ..core.config import Config, ConfigError
 from ..server import logs
 from ..server.app import create_app
+from ..server.bucket import Bucket
 from ..server.http_protocol import ProxyProtocol
 from ..server.locks import CROSS_PROCESS
 from .addresses import client_urls
@@ -65,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     for policy in config.policies():
         if policy.advisories is not None and not policy.advisories.exists():
             raise UsageError(f"policy.advisories: {policy.advisories}: no such file or directory")
+    if config.store is not None:
+        try:
+            Bucket(config.store, config)  # its settings and credentials file, read now
+        except (ValueError, obstore.exceptions.BaseError) as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
     if args.workers < 1:
         raise UsageError("--workers: expected 1 or more")
     if args.workers > 1 and not CROSS_PROCESS:

@@ -118,6 +118,10 @@ def test_cache_verify_checks_the_bucket_too(world: World, s3: SeaweedFS, tmp_pat
     assert f"removed {TINYAPP.sha256} from s3://{BUCKET}/{prefix}" in done.stdout
     assert f"2 files verified in s3://{BUCKET}/{prefix}, 1 corrupt and removed" in done.stdout
     assert set(bucket_files(s3.endpoint, prefix)) == {TINYLIB.sha256}
+    stats = [sys.executable, "-m", "proxy.cli", "cache", "--config", str(config), "stats"]
+    done = subprocess.run(stats, capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, **s3.credentials})  # fmt: skip
+    assert f"store:     s3://{BUCKET}/{prefix}: 1 files, {TINYLIB.size} B" in done.stdout
 
 
 def test_a_hash_one_replica_learned_is_listed_by_the_others(

@@ -368,3 +368,31 @@ def test_what_each_index_offers_of_torch_from_its_cached_pages() -> None:
     assert (
         newest_torch([FileLink("torch-2.9.1-cp312-cp312-win_amd64.whl", "u", yanked=True)]) is None
     )
+
+
+def test_the_object_store_tier() -> None:
+    store = {"url": "s3://pypi-cache/lab/a/", "endpoint": "http://10.0.0.20:8333/",
+             "region": "us-east-1", "credentials": "~/aws-credentials"}  # fmt: skip
+    config = parse_config({**MINIMAL, "cache": {"store": store}})
+    assert config.store is not None
+    assert (config.store.bucket, config.store.prefix) == ("pypi-cache", "lab/a")
+    assert config.store.url == "s3://pypi-cache/lab/a"
+    assert config.store.location == "http://10.0.0.20:8333/pypi-cache/lab/a/"
+    assert config.store.credentials == Path.home() / "aws-credentials"
+    assert parse_config(MINIMAL).store is None
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ({}, "cache.store.url: expected a non-empty string"),
+        ({"url": "https://s3.test/bucket"}, "cache.store.url: expected s3://BUCKET/PREFIX"),
+        ({"url": "s3://No_Such"}, "cache.store.url: expected s3://BUCKET/PREFIX"),
+        ({"url": "s3://bucket", "endpoint": "10.0.0.20:8333"}, "cache.store.endpoint: not an"),
+        ({"url": "s3://bucket", "secret": "x"}, "cache.store.secret: unknown key"),
+        ("s3://bucket", "cache.store: expected a mapping"),
+    ],
+)
+def test_a_bad_object_store_names_the_key(store: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**MINIMAL, "cache": {"store": store}})
