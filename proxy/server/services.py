@@ -122,9 +122,11 @@ async def open_services(
 
 
 def _from_any_thread(
-    loop: asyncio.AbstractEventLoop, call: Callable[[str], None], arg: str
+    loop: asyncio.AbstractEventLoop, call: Callable[[str], None], sha256: str
 ) -> None:
-    loop.call_soon_threadsafe(call, arg)
+    """`call(sha256)` on the event loop, whichever thread committed the file (a metadata
+    file is stored from a worker thread)."""
+    loop.call_soon_threadsafe(call, sha256)
 
 
 class _Closable(Protocol):

@@ -31,7 +31,8 @@ class Uploads:
     ) -> None:
         self._bucket, self._blobs, self._db = bucket, blobs, db
         self._mirrors, self._metrics = mirrors, metrics
-        self._health: MirrorHealth = mirrors.bucket  # type: ignore[assignment]
+        assert mirrors.bucket is not None  # made with the bucket's config
+        self._health: MirrorHealth = mirrors.bucket
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._retry = FIRST_RETRY

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .process import free_port
+from .process import free_port, stop
 from .repo import ROOT
 from .waiting import wait_for
 
@@ -50,6 +50,5 @@ def haproxy(workdir: Path, replicas: list[str]) -> Iterator[str]:
         wait_for(listening, seconds=15)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
         log.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 import obstore
 from obstore.store import S3Store
 
-from .process import free_port
+from .process import free_port, stop
 from .waiting import wait_for
 
 BUCKET = "pypi-cache"
@@ -85,13 +85,8 @@ def seaweed(workdir: Path) -> Iterator[SeaweedFS]:
         wait_for(bucket_ready, seconds=60)
         yield SeaweedFS(process, endpoint)
     finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        process.send_signal(signal.SIGCONT)  # a paused one cannot stop
+        stop(process)
         log.close()
 
 
