@@ -22,6 +22,7 @@ from .metrics import Metrics
 from .observe import ObserveMiddleware
 from .responses import quiet_body_cuts
 from .services import open_services
+from .slashes import SlashesMiddleware
 
 
 def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
@@ -62,6 +63,7 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         middleware=[
             Middleware(ObserveMiddleware, metrics=metrics),
             Middleware(DrainMiddleware, drain=drain),
+            Middleware(SlashesMiddleware),
             Middleware(SendDeadlineMiddleware, timeout=config.client_send_timeout),
         ],
         exception_handlers={

@@ -213,6 +213,16 @@ async def test_the_proxy_s_own_pages(client: httpx.AsyncClient) -> None:
     assert json.loads(health.text)["upstreams"]["pypi"][0]["url"] == MIRROR
 
 
+async def test_a_doubled_slash_is_redirected_to_the_single_slash_path(
+    client: httpx.AsyncClient,
+) -> None:
+    for path, single in [("/simple//demo/", "/simple/demo/"),
+                         ("/other//simple///demo/?x=1", "/other/simple/demo/?x=1")]:  # fmt: skip
+        answer = await client.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (301, single)
+    assert (await client.get("/simple/demo/")).status_code == 200
+
+
 async def test_the_setup_script_for_the_host_the_request_named(client: httpx.AsyncClient) -> None:
     script = await client.get("/setup.py", headers={"host": "10.0.0.5:3141"})
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/x-python")
