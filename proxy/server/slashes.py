@@ -16,10 +16,10 @@ class SlashesMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw: bytes = scope.get("raw_path") or scope["path"].encode()
-        if scope["type"] != "http" or b"//" not in raw:
+        if scope["type"] != "http" or "//" not in scope["path"]:
             await self.app(scope, receive, send)
             return
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
         location = _RUNS.sub(b"/", raw)
         if scope.get("query_string"):
             location += b"?" + scope["query_string"]
