@@ -63,11 +63,15 @@ def variant_label(filename: str) -> str | None:
     return parts[-1] if labelled and _VARIANT_LABEL.fullmatch(parts[-1]) else None
 
 
+def without_variant(filename: str) -> str:
+    """A wheel's filename without its variant label, if it has one."""
+    label = variant_label(filename)
+    return filename.removesuffix(f"-{label}.whl") + ".whl" if label else filename
+
+
 def parse_wheel(filename: str) -> tuple[CanonicalName, Version, BuildTag, frozenset[Tag]]:
     """packaging's `parse_wheel_filename`, for variant wheels too (their label left out)."""
-    label = variant_label(filename)
-    plain = filename.removesuffix(f"-{label}.whl") + ".whl" if label else filename
-    return parse_wheel_filename(plain)
+    return parse_wheel_filename(without_variant(filename))
 
 
 def is_variants_file(filename: str) -> bool:

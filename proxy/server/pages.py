@@ -155,7 +155,7 @@ class PageCache:
         them, and of the metadata it read out of wheels; and without what `screen` hides."""
 
         def render(page: ProjectPage) -> Shown:
-            page = dataclasses.replace(page, files=tuple(map(self._learned, page.files)))
+            page = self.with_lessons(page)
             if screen is None:
                 return Shown(render_project(page, fmt))
             screened = screen.screen(page)
@@ -177,6 +177,10 @@ class PageCache:
         body = await found.entry.rendered(key, render)
         self._reweigh(found.entry)
         return body
+
+    def with_lessons(self, page: ProjectPage) -> ProjectPage:
+        """The page with what the proxy learned of its files (see `learned`)."""
+        return dataclasses.replace(page, files=tuple(map(self._learned, page.files)))
 
     def learned(self, origin: FileOrigin) -> FileOrigin:
         """The file with what the proxy learned of it (here, or from the other replicas):
