@@ -32,6 +32,7 @@ from ..server.http_client import (
     mapped_errors,
     send,
 )
+from ..server.local_folders import local_mounts
 from .arguments import load, value_type
 from .check_report import GroupReport, Measurement, assess, newest_version, pick_sample, render
 
@@ -113,7 +114,7 @@ async def _check(config: Config, options: Options) -> list[str]:
     """Print each group's table as it is done; return the groups no mirror answers for."""
     dead = []
     # As the proxy itself talks to upstreams, so what works here works there.
-    async with build_http_client(config) as http:
+    async with build_http_client(config, mounts=local_mounts(config)) as http:
         probe = _Probe(http, config, options)
         probed = await probe.all_pages()
         for upstream in config.upstreams:

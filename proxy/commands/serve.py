@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from ..core import config_values as read
 from ..core.client_setup import pip_ini
 from ..core.config import Config, ConfigError
+from ..core.local_folders import folder_of, is_local
 from ..server import logs
 from ..server.app import create_app
 from ..server.bucket import Bucket
@@ -60,18 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
-    try:
-        config.cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cache.dir {config.cache_dir}: {exc.strerror}") from None
-    for policy in config.policies():
-        if policy.advisories is not None and not policy.advisories.exists():
-            raise UsageError(f"policy.advisories: {policy.advisories}: no such file or directory")
-    if config.store is not None:
-        try:
-            Bucket(config.store, config)  # its settings and credentials file, read now
-        except (ValueError, obstore.exceptions.BaseError) as exc:
-            raise UsageError(str(exc).splitlines()[0]) from None
+    _check_places(config)
     if args.workers < 1:
         raise UsageError("--workers: expected 1 or more")
     if args.workers > 1 and not CROSS_PROCESS:
@@ -100,6 +90,27 @@ def run(args: argparse.Namespace) -> int:
         os.environ[_WORKER_ARGS] = json.dumps(_worker_args(args))
         uvicorn.run(f"{__name__}:worker_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def _check_places(config: Config) -> None:
+    """What the config names on this machine and beyond is there, before serving: the
+    cache directory, advisory files, local folders, the object store's settings."""
+    try:
+        config.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cache.dir {config.cache_dir}: {exc.strerror}") from None
+    for policy in config.policies():
+        if policy.advisories is not None and not policy.advisories.exists():
+            raise UsageError(f"policy.advisories: {policy.advisories}: no such file or directory")
+    for upstream in config.upstreams:
+        for folder in (folder_of(m) for m in upstream.mirrors if is_local(m)):
+            if not folder.is_dir():
+                raise UsageError(f"upstreams.{upstream.name}: {folder}: no such folder")
+    if config.store is not None:
+        try:
+            Bucket(config.store, config)  # its settings and credentials file, read now
+        except (ValueError, obstore.exceptions.BaseError) as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
 
 
 def _raise_open_files_limit() -> None:

@@ -30,6 +30,7 @@ from .config import (
     Route,
     Upstream,
 )
+from .local_folders import local_url
 from .policy import MODES, Policy
 from .pytorch_builds import with_builds
 
@@ -184,13 +185,16 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
 
 def _mirror(value: Any, path: str) -> tuple[str, bool]:
     """A mirror's URL, and whether it is a flat listing: an index URL as a plain string, or
-    `{url, kind}` with `kind` simple (the default) or flat."""
+    `{url, kind}` with `kind` simple (the default) or flat, or `{path, kind: local}`."""
     if not isinstance(value, dict):
         return read.index_url(value, path), False
+    kind = value.get("kind", "simple")
+    if kind == "local":
+        spec = read.mapping(value, path, {"path", "kind"})
+        return local_url(read.file_path(spec.get("path"), f"{path}.path")), False
     spec = read.mapping(value, path, {"url", "kind"})
-    kind = spec.get("kind", "simple")
     if kind not in ("simple", "flat"):
-        raise ConfigError(f"{path}.kind: expected simple or flat, got {kind!r}")
+        raise ConfigError(f"{path}.kind: expected simple, flat or local, got {kind!r}")
     if kind == "flat":  # a page of its own, as given: no slash to add
         return read.http_url(spec.get("url"), f"{path}.url"), True
     return read.index_url(spec.get("url"), f"{path}.url"), False

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .local_folders import is_local
 from .model import ProjectStatus
 
 
@@ -32,12 +33,16 @@ def urls(values: Any, base: str) -> tuple[str, ...]:
 
 def http_url(base: str, href: str) -> str | None:
     """`href` made absolute against `base`, if it is an http(s) URL at all (a malformed one,
-    such as `http://[::1`, is dropped alone)."""
+    such as `http://[::1`, is dropped alone), or a local folder's link on that folder's own
+    page (see `local_folders`): a page from the network never leads to a local path."""
     try:
         url = urljoin(base, href)
-        return url if urlsplit(url).scheme in ("http", "https") else None
+        scheme = urlsplit(url).scheme
     except ValueError:
         return None
+    if scheme in ("http", "https"):
+        return url
+    return url if is_local(url) and is_local(base) else None
 
 
 def decode(body: bytes) -> str:

@@ -48,8 +48,10 @@ def build_http_client(
     limits: httpx.Limits | None = None,
     follow_redirects: bool = True,
     http2: bool = False,
+    mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> httpx.AsyncClient:
-    """`http2`: offered to mirrors over TLS (ALPN), which answer with it or HTTP/1.1."""
+    """`http2`: offered to mirrors over TLS (ALPN), which answer with it or HTTP/1.1;
+    `mounts`: transports for URLs of other schemes (local folders)."""
     context = ssl.create_default_context(cafile=str(config.ca_bundle) if config.ca_bundle else None)
     return httpx.AsyncClient(
         # httpx's read timeout is per read: it is the stall timeout. Time to first byte is
@@ -68,6 +70,7 @@ def build_http_client(
         limits=limits or httpx.Limits(max_connections=200, max_keepalive_connections=40),
         transport=transport,
         http2=http2,
+        mounts=mounts,
     )
 
 

@@ -22,6 +22,7 @@ from .destinations import Destinations, LinkRefused
 from .errors import NotFoundUpstream, UpstreamError
 from .hedging import headers_arrived
 from .http_client import NOT_FOUND, RequestFailed, build_http_client, mapped_errors, send
+from .local_folders import local_mounts
 from .metrics import Metrics
 from .mirrors import MirrorFailed, Mirrors
 
@@ -59,9 +60,12 @@ class MirrorRequests:
         # Files over HTTP/1.1, a connection each (a CDN caps each connection, and the ranges
         # of a big file are several); the small answers (pages, metadata) over HTTP/2 where
         # a mirror offers it, many at once on one connection (see bench/http2.py).
-        self._files = build_http_client(config, transport=transport, follow_redirects=False)
+        mounts = local_mounts(config)  # one transport for both: its hashes are shared
+        self._files = build_http_client(
+            config, transport=transport, follow_redirects=False, mounts=mounts
+        )
         self._small = build_http_client(
-            config, transport=transport, follow_redirects=False, http2=config.http2
+            config, transport=transport, follow_redirects=False, http2=config.http2, mounts=mounts
         )
         self._turns: dict[str, asyncio.Semaphore] = {}  # by mirror URL (see `_turn`)
         self._destinations = Destinations(config.allow_private_links)

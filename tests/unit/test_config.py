@@ -235,7 +235,7 @@ def _with(**extra: Any) -> dict[str, Any]:
         (_with(routes=[]), "routes: empty"),
         (
             {"upstreams": {"p": {"mirrors": [{"url": "https://x.test/", "kind": "ftp"}]}}},
-            "upstreams.p.mirrors[0].kind: expected simple or flat, got 'ftp'",
+            "upstreams.p.mirrors[0].kind: expected simple, flat or local, got 'ftp'",
         ),
         (
             {"upstreams": {"p": {"mirrors": [{"kind": "flat"}]}}},
