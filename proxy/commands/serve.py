@@ -18,11 +18,12 @@ from starlette.applications import Starlette
 from ..core import config_values as read
 from ..core.client_setup import pip_ini
 from ..core.config import Config, ConfigError
-from ..core.local_folders import folder_of, is_local
+from ..core.local_folders import HOSTED
 from ..server import logs
 from ..server.app import create_app
 from ..server.bucket import Bucket
 from ..server.http_protocol import ProxyProtocol
+from ..server.local_folders import folders
 from ..server.locks import CROSS_PROCESS
 from .addresses import client_urls
 from .arguments import UsageError, load
@@ -102,10 +103,12 @@ def _check_places(config: Config) -> None:
     for policy in config.policies():
         if policy.advisories is not None and not policy.advisories.exists():
             raise UsageError(f"policy.advisories: {policy.advisories}: no such file or directory")
-    for upstream in config.upstreams:
-        for folder in (folder_of(m) for m in upstream.mirrors if is_local(m)):
-            if not folder.is_dir():
-                raise UsageError(f"upstreams.{upstream.name}: {folder}: no such folder")
+    for url, folder in folders(config).items():
+        if url.startswith(f"{HOSTED}:"):
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            group = next(u.name for u in config.upstreams if url in u.mirrors)
+            raise UsageError(f"upstreams.{group}: {folder}: no such folder")
     if config.store is not None:
         try:
             Bucket(config.store, config)  # its settings and credentials file, read now

@@ -27,14 +27,25 @@ MIRROR_ORDERS: tuple[MirrorOrder, ...] = ("measured", "configured")
 
 
 @dataclass(frozen=True)
+class Hosted:
+    """A group of files uploaded to the proxy (`{kind: hosted}`), at `/upload/<group>/`:
+    who may upload, by the tokens listed here or in the environment variable named."""
+
+    tokens: tuple[str, ...] = ()
+    tokens_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Upstream:
     """A group of interchangeable mirrors of one index, tried in order. A mirror is a simple
     index (`<url><project>/`), or, if listed in `flat`, one page of links to every file
-    (a find-links listing, as some national mirrors of the PyTorch index are)."""
+    (a find-links listing, as some national mirrors of the PyTorch index are). A `hosted`
+    group's one mirror is the folder of its uploads (see `local_folders`)."""
 
     name: str
     mirrors: tuple[str, ...]
     flat: frozenset[str] = frozenset()
+    hosted: Hosted | None = None
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ from .config import (
     Circuit,
     Config,
     ConfigError,
+    Hosted,
     Index,
     Limits,
     Prefetch,
     Route,
     Upstream,
 )
-from .local_folders import local_url
+from .local_folders import hosted_url, local_url
 from .policy import MODES, Policy
 from .pytorch_builds import with_builds
 
@@ -173,7 +174,14 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
         path = f"upstreams.{name}"
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
-        spec = read.mapping(body, path, {"mirrors"})
+        spec = read.mapping(body, path, {"mirrors", "kind", "tokens", "tokens_env"})
+        if spec.get("kind") == "hosted":
+            result.append(_hosted(name, spec, path))
+            continue
+        if "kind" in spec:
+            raise ConfigError(f"{path}.kind: expected hosted (or no kind), got {spec['kind']!r}")
+        if "tokens" in spec or "tokens_env" in spec:
+            raise ConfigError(f"{path}: tokens are for a group of kind hosted")
         mirrors = read.sequence(spec.get("mirrors"), f"{path}.mirrors")
         if not mirrors:
             raise ConfigError(f"{path}.mirrors: needs at least one URL")
@@ -181,6 +189,18 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
         flat = frozenset(url for url, is_flat in urls if is_flat)
         result.append(Upstream(name, tuple(url for url, _ in urls), flat))
     return tuple(result)
+
+
+def _hosted(name: str, spec: dict[str, Any], path: str) -> Upstream:
+    """A group of uploaded files: no mirrors; who may upload."""
+    if "mirrors" in spec:
+        raise ConfigError(f"{path}.mirrors: a hosted group has none (its files are uploaded)")
+    tokens = [read.string(t, f"{path}.tokens[{i}]") for i, t in
+              enumerate(read.sequence(spec.get("tokens", []), f"{path}.tokens"))]  # fmt: skip
+    env = read.string(spec["tokens_env"], f"{path}.tokens_env") if "tokens_env" in spec else None
+    if not tokens and env is None:
+        raise ConfigError(f"{path}: name who may upload: tokens, or tokens_env (a variable)")
+    return Upstream(name, (hosted_url(name),), hosted=Hosted(tuple(tokens), env))
 
 
 def _mirror(value: Any, path: str) -> tuple[str, bool]:

@@ -18,6 +18,7 @@ from .model import NormalizedName, name_and_version
 
 SCHEME = "local"
 _PREFIX = f"{SCHEME}://folder"
+HOSTED = "hosted"  # the folder of a hosted group's uploads, under the cache directory
 
 
 def local_url(folder: Path) -> str:
@@ -30,8 +31,15 @@ def folder_of(url: str) -> Path:
     return Path(unquote(urlsplit(url).path))
 
 
+def hosted_url(group: str) -> str:
+    """The mirror URL of a hosted group: its uploads' folder (under the cache directory,
+    which the command line may still change, so not named here)."""
+    return f"{HOSTED}://{group}/"
+
+
 def is_local(url: str) -> bool:
-    return url.startswith(f"{SCHEME}:")
+    """Whether a mirror URL is a folder on this machine (a local one, or a hosted group's)."""
+    return url.startswith((f"{SCHEME}:", f"{HOSTED}:"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ..core.config import Config
-from . import json_views, status_views, views
+from . import json_views, publishing, status_views, views
 from .client_deadlines import SendDeadlineMiddleware
 from .drain import Drain, DrainMiddleware
 from .errors import NotFoundUpstream, UpstreamError
@@ -57,6 +57,10 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         ]
     # After the index's routes: `/simple/setup.py` stays a project name (redirected).
     routes += [Route(path, status_views.setup) for path in ("/setup.py", "/{index}/setup.py")]
+    routes += [
+        Route(p, publishing.upload, methods=["POST"])
+        for p in ("/upload/{group}/", "/upload/{group}")
+    ]
     routes.append(Route("/{path:path}/json", json_views.legacy))  # after all the others
     app = Starlette(
         routes=routes,

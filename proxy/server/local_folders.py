@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
@@ -21,6 +21,8 @@ import httpx
 
 from ..core.config import Config
 from ..core.local_folders import (
+    HOSTED,
+    SCHEME,
     LocalFile,
     folder_of,
     is_local,
@@ -38,16 +40,32 @@ JSON = "application/vnd.pypi.simple.v1+json"
 CHUNK = 256 * 1024
 
 
+def folders(config: Config) -> dict[str, Path]:
+    """Every folder the config serves as a mirror, by its mirror URL: a local one where it
+    is, a hosted group's uploads under the cache directory."""
+    found = {}
+    for upstream in config.upstreams:
+        for url in upstream.mirrors:
+            if upstream.hosted is not None:
+                found[url] = config.cache_dir / HOSTED / upstream.name
+            elif is_local(url):
+                found[url] = folder_of(url)
+    return found
+
+
 def local_mounts(config: Config) -> dict[str, httpx.AsyncBaseTransport] | None:
-    """The transports for an HTTP client that asks the config's local folders too."""
-    local = [m for u in config.upstreams for m in u.mirrors if is_local(m)]
-    return {"local://": LocalFolders(local)} if local else None
+    """The transports for an HTTP client that asks the config's folders too."""
+    roots = folders(config)
+    if not roots:
+        return None
+    transport = LocalFolders(roots)
+    return {f"{SCHEME}://": transport, f"{HOSTED}://": transport}
 
 
 class LocalFolders(httpx.AsyncBaseTransport):
-    def __init__(self, roots: Iterable[str]) -> None:
-        """`roots`: the local mirror URLs of the config."""
-        self._roots = {root: folder_of(root) for root in roots}
+    def __init__(self, roots: dict[str, Path]) -> None:
+        """`roots`: each folder, by its mirror URL."""
+        self._roots = roots
         self._known: dict[tuple[str, int, int], LocalFile] = {}  # (path, size, mtime) -> file
         self._skipped: set[str] = set()
 
@@ -82,7 +100,7 @@ class LocalFolders(httpx.AsyncBaseTransport):
             log.warning("local folder %s: %s", folder, exc.strerror or exc)
             return []
         for entry in entries:
-            if not entry.is_file():
+            if not entry.is_file() or entry.name.startswith("."):  # an upload being written
                 continue
             name = project_of(entry.name)
             if name is None:

@@ -116,6 +116,8 @@ class PageCache:
     async def _upstream_page(
         self, upstream: Upstream, name: NormalizedName, max_age: float | None
     ) -> Found[ProjectPage | None]:
+        if upstream.hosted is not None:
+            max_age = 0  # its own folder, listed at once: an upload shows on the next page
         ttl = self._config.page_ttl if max_age is None else max_age
         return await self._get(
             self._db.page_key(upstream, name),

@@ -396,3 +396,28 @@ def test_the_object_store_tier() -> None:
 def test_a_bad_object_store_names_the_key(store: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({**MINIMAL, "cache": {"store": store}})
+
+
+def test_a_hosted_group_takes_uploads_and_has_no_mirrors() -> None:
+    groups = {"lab": {"kind": "hosted", "tokens_env": "TOKENS"},
+              "pypi": {"mirrors": ["https://m.test/simple/"]}}  # fmt: skip
+    config = parse_config({"upstreams": groups})
+    lab = config.upstream("lab")
+    assert lab.hosted is not None and lab.hosted.tokens_env == "TOKENS"
+    assert lab.mirrors == ("hosted://lab/",)
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({"kind": "hosted"}, r"upstreams\.lab: name who may upload"),
+        ({"kind": "hosted", "tokens": ["t"], "mirrors": ["https://m.test/"]},
+         r"upstreams\.lab\.mirrors: a hosted group has none"),
+        ({"kind": "mirror", "mirrors": ["https://m.test/"]},
+         r"upstreams\.lab\.kind: expected hosted"),
+        ({"mirrors": ["https://m.test/"], "tokens": ["t"]}, r"upstreams\.lab: tokens are for"),
+    ],
+)  # fmt: skip
+def test_a_bad_hosted_group_names_the_key(group: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"upstreams": {"lab": group}})

@@ -30,7 +30,8 @@ async def folder(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str, 
     (lab / "notes.txt").write_text("not a distribution")
     (tmp_path / "secret-1.0.tar.gz").write_text("outside the folder")
     root = local_url(lab)
-    mounts: dict[str, httpx.AsyncBaseTransport] = {"local://": local_folders.LocalFolders([root])}
+    transport = local_folders.LocalFolders({root: lab})
+    mounts: dict[str, httpx.AsyncBaseTransport] = {"local://": transport}
     async with httpx.AsyncClient(mounts=mounts) as client:
         yield client, root, lab
 
