@@ -8,7 +8,16 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from .commands import cache_admin, check, client_config, prefetch, routes, serve
+from .commands import (
+    cache_admin,
+    check,
+    client_config,
+    export_bundle,
+    import_bundle,
+    prefetch,
+    routes,
+    serve,
+)
 from .commands.arguments import UsageError, add_config_option
 
 COMMANDS: dict[str, ModuleType] = {
@@ -18,6 +27,8 @@ COMMANDS: dict[str, ModuleType] = {
     "prefetch": prefetch,
     "cache": cache_admin,
     "check": check,
+    "export": export_bundle,
+    "import": import_bundle,
 }
 
 

@@ -236,6 +236,18 @@ class BlobStore:
         self._added(final, existed)
         return final
 
+    def adopt(self, scratch: Path, sha256: str) -> bool:
+        """Give a verified file written in `tmp/` its final name; False (and the scratch
+        file removed) when the store has that file already: it is never overwritten."""
+        final = self.path(sha256)
+        if final.exists():
+            scratch.unlink(missing_ok=True)
+            return False
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _replace(scratch, final)
+        self._added(final, False)
+        return True
+
     def clean(self, locks: FileLocks) -> int:
         """Remove what interrupted downloads left behind, but for those another worker
         process is still busy with."""

@@ -58,6 +58,15 @@ class IndexDB:
     def store_entry(self, key: str, fetched: float, value: Any) -> None:
         self._db.set(key, {"fetched": fetched, "value": value})
 
+    def pages_of(self, upstream: Upstream) -> Iterator[ProjectPage]:
+        """Every project page stored for the upstream group."""
+        prefix = f"page:{_identity(upstream)}:"
+        for key in self._db.iterkeys():
+            if isinstance(key, str) and key.startswith(prefix):
+                stored = self._db.get(key)
+                if stored and stored.get("value"):
+                    yield ProjectPage.from_dict(stored["value"])
+
     def project_pages(self) -> Iterator[dict[str, Any]]:
         """Every stored project page, as stored (`ProjectPage.to_dict`)."""
         for key in self._db.iterkeys():
