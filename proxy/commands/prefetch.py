@@ -17,14 +17,16 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..core.config import Config, ConfigError
+from ..core.lock_files import BadLock, LockedFile, locked_files
 from ..core.ranges import digits
 from .addresses import local_url
-from .arguments import load, value_type
+from .arguments import UsageError, load, value_type
 from .prefetch_plan import (
     FileRef,
     Outcome,
@@ -36,6 +38,7 @@ from .prefetch_plan import (
     error_tail,
     failure_lines,
     files_in_report,
+    locked_refs,
     pip_command,
     same_origin,
     summary_table,
@@ -50,6 +53,7 @@ HELP = "resolve requirements for target machines and download them into the prox
 READ_TIMEOUT = 300.0
 ATTEMPTS = 2  # a download cut short is tried once more: the proxy may have resumed meanwhile
 CHUNK = 1024 * 1024
+JSON = "application/vnd.pypi.simple.v1+json"
 NOT_KEPT = (
     "passed through uncached: the proxy's cache has no room for it "
     "(see cache.max_size and cache.min_free)"
@@ -68,6 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="a requirements file (repeatable)",
+    )
+    parser.add_argument(
+        "--lock",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="LOCKFILE",
+        help="a uv.lock, pylock.toml, poetry.lock or pdm.lock: its files, by hash, with no "
+        "resolution (repeatable)",
     )
     parser.add_argument("--index", help="the index (profile) to resolve in (default: the default)")
     parser.add_argument(
@@ -106,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     pip_inputs += args.requirements
     wanted = targets(args.platform, args.python_version)
     try:
+        if args.lock:
+            locked = _locked(args.lock)
+            return asyncio.run(_prefetch_locked(base, index_url, locked, args.jobs))
         return asyncio.run(_prefetch(base, index_url, pip_inputs, wanted, args.jobs))
     except KeyboardInterrupt:
         print("\npypi-proxy prefetch: interrupted", file=sys.stderr)
@@ -123,11 +139,9 @@ def _usage_problem(args: argparse.Namespace, config: Config) -> str | None:
         config.index(args.index)
     except ConfigError as exc:
         return f"--index: {exc}"
-    if not args.requirement and not args.requirements:
-        return "nothing to prefetch: give requirements files (-r FILE) or requirements"
-    for path in args.requirement:
-        if not path.is_file():
-            return f"-r {path}: no such file"
+    problem = _inputs_problem(args)
+    if problem is not None:
+        return problem
     if args.jobs < 1:
         return "--jobs: expected 1 or more"
     if args.url is not None:
@@ -136,6 +150,21 @@ def _usage_problem(args: argparse.Namespace, config: Config) -> str | None:
             return f"--url: expected a base URL such as http://10.0.0.5:3141, got {args.url!r}"
     if importlib.util.find_spec("pip") is None:
         return f"needs pip in the Python that runs it ({sys.executable}): python -m ensurepip"
+    return None
+
+
+def _inputs_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with what is to be prefetched, if anything."""
+    if not args.requirement and not args.requirements and not args.lock:
+        return "nothing to prefetch: give requirements files (-r FILE), requirements or --lock"
+    if args.lock and (args.requirement or args.requirements):
+        return "--lock: give lock files alone (they pin everything already)"
+    for option, path in [
+        *(("--lock", p) for p in args.lock),
+        *(("-r", p) for p in args.requirement),
+    ]:
+        if not path.is_file():
+            return f"{option} {path}: no such file"
     return None
 
 
@@ -155,6 +184,46 @@ async def _prefetch(
         resolutions = await asyncio.gather(*(_resolve(t, index_url, inputs, limit) for t in wanted))
         outcomes = await _download_all(client, base, distinct_files(resolutions), limit)
     return _report(resolutions, outcomes)
+
+
+def _locked(paths: Sequence[Path]) -> list[LockedFile]:
+    try:
+        return [f for path in paths for f in locked_files(path.name, path.read_text("utf-8"))]
+    except (BadLock, OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--lock: {exc}") from None
+
+
+async def _prefetch_locked(
+    base: str, index_url: str, locked: Sequence[LockedFile], jobs: int
+) -> int:
+    """Every file the locks pin, found by hash on the proxy's pages, and the metadata of
+    the wheels among them: no resolution."""
+    timeout = httpx.Timeout(READ_TIMEOUT, connect=10.0, pool=None)
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        if not await _answers(client, base):
+            return 2
+        projects = sorted({f.project for f in locked})
+        pages = dict(zip(projects, await asyncio.gather(*(
+            _page(client, f"{index_url}{p}/") for p in projects)), strict=True))  # fmt: skip
+        refs, missing = locked_refs(locked, pages)
+        limit = asyncio.Semaphore(jobs)
+        outcomes = await _download_all(client, base, {r.url: r for r in refs}, limit)
+        wheels = [r.url for r in refs if r.filename.endswith(".whl")]
+        await asyncio.gather(*(client.get(f"{url}.metadata") for url in wheels))
+    failed = missing + [f"{url}: {o.error}" for url, o in outcomes.items() if o.error]
+    print(f"{count(len(refs), 'locked file')} through the proxy, {count(len(failed), 'failure')}")
+    for line in failed:
+        print(f"  {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _page(client: httpx.AsyncClient, url: str) -> tuple[str, dict[str, Any] | None]:
+    """A project's PEP 691 page on the proxy, by its URL (None: there is none)."""
+    response = await client.get(url, headers={"Accept": JSON})
+    if response.status_code != 200:
+        return url, None
+    page: dict[str, Any] = response.json()
+    return str(response.url), page
 
 
 async def _answers(client: httpx.AsyncClient, base: str) -> bool:

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
+from ..core.lock_files import LockedFile
 from ..core.units import human_size
 from .tables import table
 
@@ -275,3 +276,24 @@ def distinct_files(resolutions: Sequence[Resolution]) -> dict[str, FileRef]:
 
 def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def locked_refs(
+    locked: Sequence[LockedFile], pages: Mapping[str, tuple[str, Mapping[str, Any] | None]]
+) -> tuple[list[FileRef], list[str]]:
+    """The proxy's URL of each file a lock pins, found by its sha256 on its project's page
+    (`pages`: by project, the page's URL and its PEP 691 JSON, None when there is none);
+    and, by name, those no upstream lists."""
+    refs: dict[str, FileRef] = {}
+    missing = []
+    for file in locked:
+        page_url, page = pages[file.project]
+        listed = {f.get("hashes", {}).get("sha256"): f for f in (page or {}).get("files", [])}
+        found = listed.get(file.sha256)
+        if found is None:
+            missing.append(f"{file.project} {file.version}: {file.filename} "
+                           f"(sha256 {file.sha256}) is listed by no upstream")  # fmt: skip
+            continue
+        url = urljoin(page_url, found["url"])
+        refs[url] = FileRef(url, file.sha256)
+    return list(refs.values()), missing
