@@ -10,7 +10,8 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -25,6 +26,7 @@ from ..core.bundle import (
     parse_manifest,
 )
 from ..core.config import Config, Index, Upstream
+from ..core.lock_files import BadLock, locked_files
 from ..core.model import FileLink, NormalizedName, ProjectPage, name_and_version, normalize
 from ..core.routing import route_for
 from ..core.units import format_upload_time
@@ -41,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("-r", "--requirement", dest="requirements", action="append", type=Path,
                       metavar="FILE", help="the projects and versions a file names")  # fmt: skip
+    what.add_argument("--lock", action="append", type=Path, metavar="LOCKFILE",
+                      help="the files a lock file (uv, pylock, poetry, pdm) pins")  # fmt: skip
     what.add_argument("--all", action="store_true", help="everything cached for the indexes")
     parser.add_argument("--index", help="only this index (default: every index)")
     parser.add_argument("--since", type=Path, metavar="PREVIOUS", help="leave out what it holds")
@@ -53,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not (root / "index").is_dir():
         raise UsageError(f"export: no cache at {root}")
     indexes = [index(config, args.index)] if args.index else list(config.indexes)
-    wanted = _requirements(args.requirements) if args.requirements else None
+    wanted = None  # --all
+    if args.requirements or args.lock:
+        wanted = _requirements(args.requirements) if args.requirements else _locked(args.lock)
     before = _previous(args.since) if args.since else set()
     db, store = IndexDB(root), BlobStore(root)
     try:
@@ -71,8 +77,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _requirements(files: list[Path]) -> dict[NormalizedName, list[Requirement]]:
-    """The requirements files' lines, by project (options, hashes and comments aside)."""
+Wanted = dict[NormalizedName, Callable[[FileLink], bool]]  # by project: which of its files
+
+
+def _locked(files: list[Path]) -> Wanted:
+    """The files the lock files pin, by project: by filename or sha256."""
+    try:
+        locked = [f for path in files for f in locked_files(path.name, path.read_text("utf-8"))]
+    except (BadLock, OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--lock: {exc}") from None
+    pinned: dict[NormalizedName, set[str]] = {}
+    for file in locked:
+        pinned.setdefault(file.project, set()).update((file.filename, file.sha256))
+    return {name: partial(_pinned, names) for name, names in pinned.items()}
+
+
+def _pinned(names: set[str], link: FileLink) -> bool:
+    return link.filename in names or link.sha256 in names
+
+
+def _requirements(files: list[Path]) -> Wanted:
+    """The files of the versions the requirements files allow, by project (options, hashes
+    and comments aside)."""
     wanted: dict[NormalizedName, list[Requirement]] = {}
     for path in files:
         try:
@@ -88,7 +114,14 @@ def _requirements(files: list[Path]) -> dict[NormalizedName, list[Requirement]]:
             except InvalidRequirement as exc:
                 raise UsageError(f"-r {path}:{number}: {exc}") from None
             wanted.setdefault(normalize(requirement.name), []).append(requirement)
-    return wanted
+    return {name: partial(_allowed, requirements) for name, requirements in wanted.items()}
+
+
+def _allowed(requirements: list[Requirement], link: FileLink) -> bool:
+    parsed = name_and_version(link.filename)
+    return parsed is not None and all(
+        r.specifier.contains(parsed[1], prereleases=True) for r in requirements
+    )
 
 
 def _previous(path: Path) -> set[tuple[str, str]]:
@@ -101,36 +134,22 @@ def _previous(path: Path) -> set[tuple[str, str]]:
 
 
 def _pages(
-    config: Config,
-    db: IndexDB,
-    indexes: list[Index],
-    wanted: dict[NormalizedName, list[Requirement]] | None,
+    config: Config, db: IndexDB, indexes: list[Index], wanted: Wanted | None
 ) -> Iterator[tuple[Upstream, ProjectPage]]:
     """The stored pages to export, once each: of the projects wanted, from the groups the
     indexes route them to; or every page of those groups."""
     groups = {g for i in indexes for r in i.routes for g in r.upstreams}
     for upstream in (u for u in config.upstreams if u.name in groups):
         for page in db.pages_of(upstream):
-            if wanted is None or (page.name in wanted and _routed(indexes, page.name, upstream)):
-                yield upstream, _keep(page, wanted.get(page.name) if wanted else None)
+            if wanted is None:
+                yield upstream, page
+            elif page.name in wanted and _routed(indexes, page.name, upstream):
+                kept = tuple(filter(wanted[page.name], page.files))
+                yield upstream, dataclasses.replace(page, files=kept)
 
 
 def _routed(indexes: list[Index], name: NormalizedName, upstream: Upstream) -> bool:
     return any((r := route_for(i.routes, name)) and upstream.name in r.upstreams for i in indexes)
-
-
-def _keep(page: ProjectPage, requirements: list[Requirement] | None) -> ProjectPage:
-    """The page with the files of the versions the requirements allow (all without any)."""
-    if not requirements:
-        return page
-
-    def allowed(link: FileLink) -> bool:
-        parsed = name_and_version(link.filename)
-        return parsed is not None and all(
-            r.specifier.contains(parsed[1], prereleases=True) for r in requirements
-        )
-
-    return dataclasses.replace(page, files=tuple(f for f in page.files if allowed(f)))
 
 
 class _Export:

@@ -78,6 +78,16 @@ def test_a_flipped_byte_is_refused_and_an_incremental_bundle_holds_only_what_is_
     assert written == {WITH_METADATA.sha256, TINYAPP.sha256}  # not tinylib again
     manifest = json.loads((tmp_path / "second" / "manifest.json").read_text())
     assert f"files/{TINYLIB.sha256}" in {m["path"] for m in manifest["members"]}
+    # By requirements or by lock file: just the files they name.
+    (tmp_path / "requirements.txt").write_text("tinyapp==1.0\n")
+    lock = tmp_path / "poetry.lock"
+    pinned = f'{{ file = "{WITH_METADATA.filename}", hash = "sha256:{WITH_METADATA.sha256}" }}'
+    lock.write_text(f'[[package]]\nname = "metapkg"\nversion = "1.0"\nfiles = [{pinned}]\n')
+    for option, path, sha256 in (("-r", tmp_path / "requirements.txt", TINYAPP.sha256),
+                                 ("--lock", lock, WITH_METADATA.sha256)):  # fmt: skip
+        out = tmp_path / f"by{option}"
+        assert _cli("export", out, option, path, config=warm).returncode == 0
+        assert {p.name for p in (out / "files").iterdir()} == {sha256}
     flipped = tmp_path / "first" / "files" / TINYLIB.sha256
     data = bytearray(flipped.read_bytes())
     data[len(data) // 2] ^= 0x01
