@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 export.page(upstream, page)
             members = list(dict.fromkeys(export.members))  # a file listed twice is one member
             bundle.add_bytes(MANIFEST, manifest(members, format_upload_time(time.time())))
+    except OSError as exc:
+        raise UsageError(f"export: {args.out}: {exc.strerror or exc}") from None
     finally:
         db.close()
     files = [m for m in members if m.is_file]
