@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,47 +16,28 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from ..core.config import Config, ConfigError
-from ..core.lock_files import BadLock, LockedFile, locked_files
-from ..core.ranges import digits
 from .addresses import local_url
-from .arguments import UsageError, load, value_type
+from .arguments import load, value_type
+from .prefetch_downloads import answers, download_all, proxy_client
+from .prefetch_locked import locked, prefetch_locked
 from .prefetch_plan import (
-    FileRef,
     Outcome,
     Resolution,
     Target,
-    body_problem,
     count,
     distinct_files,
     error_tail,
     failure_lines,
     files_in_report,
-    locked_refs,
     pip_command,
-    same_origin,
     summary_table,
     targets,
 )
-from .progress import Progress
 
 HELP = "resolve requirements for target machines and download them into the proxy's cache"
-
-# Per download: a file that stops moving for this long fails (the proxy itself gives up on a
-# stalled upstream after its own stall timeout and may then resume from another mirror).
-READ_TIMEOUT = 300.0
-ATTEMPTS = 2  # a download cut short is tried once more: the proxy may have resumed meanwhile
-CHUNK = 1024 * 1024
-JSON = "application/vnd.pypi.simple.v1+json"
-NOT_KEPT = (
-    "passed through uncached: the proxy's cache has no room for it "
-    "(see cache.max_size and cache.min_free)"
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     wanted = targets(args.platform, args.python_version)
     try:
         if args.lock:
-            locked = _locked(args.lock)
-            return asyncio.run(_prefetch_locked(base, index_url, locked, args.jobs))
+            pinned = locked(args.lock)
+            return asyncio.run(prefetch_locked(base, index_url, pinned, args.jobs))
         return asyncio.run(_prefetch(base, index_url, pip_inputs, wanted, args.jobs))
     except KeyboardInterrupt:
         print("\npypi-proxy prefetch: interrupted", file=sys.stderr)
@@ -171,10 +151,8 @@ def _inputs_problem(args: argparse.Namespace) -> str | None:
 async def _prefetch(
     base: str, index_url: str, inputs: Sequence[str], wanted: Sequence[Target], jobs: int
 ) -> int:
-    # No pool timeout: a download waiting for a connection has not failed.
-    timeout = httpx.Timeout(READ_TIMEOUT, connect=10.0, pool=None)
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        if not await _answers(client, base):
+    async with proxy_client() as client:
+        if not await answers(client, base):
             return 2
         print(
             f"resolving for {count(len(wanted), 'target')} with pip, from {index_url}",
@@ -182,80 +160,8 @@ async def _prefetch(
         )
         limit = asyncio.Semaphore(jobs)
         resolutions = await asyncio.gather(*(_resolve(t, index_url, inputs, limit) for t in wanted))
-        outcomes = await _download_all(client, base, distinct_files(resolutions), limit)
+        outcomes = await download_all(client, base, distinct_files(resolutions), limit)
     return _report(resolutions, outcomes)
-
-
-def _locked(paths: Sequence[Path]) -> list[LockedFile]:
-    try:
-        return [f for path in paths for f in locked_files(path.name, path.read_text("utf-8"))]
-    except (BadLock, OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--lock: {exc}") from None
-
-
-async def _prefetch_locked(
-    base: str, index_url: str, locked: Sequence[LockedFile], jobs: int
-) -> int:
-    """Every file the locks pin, found by hash on the proxy's pages, and the metadata of
-    the wheels among them: no resolution."""
-    timeout = httpx.Timeout(READ_TIMEOUT, connect=10.0, pool=None)
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        if not await _answers(client, base):
-            return 2
-        projects = sorted({f.project for f in locked})
-        pages = dict(zip(projects, await asyncio.gather(*(
-            _page(client, f"{index_url}{p}/") for p in projects)), strict=True))  # fmt: skip
-        refs, missing = locked_refs(locked, pages)
-        limit = asyncio.Semaphore(jobs)
-        outcomes = await _download_all(client, base, {r.url: r for r in refs}, limit)
-        wheels = [r.url for r in refs if r.filename.endswith(".whl")]
-        await asyncio.gather(*(client.get(f"{url}.metadata") for url in wheels))
-    failed = missing + [f"{url}: {o.error}" for url, o in outcomes.items() if o.error]
-    print(f"{count(len(refs), 'locked file')} through the proxy, {count(len(failed), 'failure')}")
-    for line in failed:
-        print(f"  {line}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-async def _page(client: httpx.AsyncClient, url: str) -> tuple[str, dict[str, Any] | None]:
-    """A project's PEP 691 page on the proxy, by its URL (None: there is none)."""
-    response = await client.get(url, headers={"Accept": JSON})
-    if response.status_code != 200:
-        return url, None
-    page: dict[str, Any] = response.json()
-    return str(response.url), page
-
-
-async def _answers(client: httpx.AsyncClient, base: str) -> bool:
-    try:
-        await client.get(f"{base}/-/health", timeout=10.0)
-    except httpx.HTTPError as exc:
-        print(
-            f"pypi-proxy prefetch: no proxy answers at {base} ({exc or type(exc).__name__}); "
-            "start it with `pypi-proxy serve`, or give its address with --url",
-            file=sys.stderr,
-        )
-        return False
-    return True
-
-
-async def _download_all(
-    client: httpx.AsyncClient, base: str, files: Mapping[str, FileRef], limit: asyncio.Semaphore
-) -> dict[str, Outcome]:
-    """Every file through the proxy; a file from elsewhere is refused without a request."""
-    outcomes = {
-        url: Outcome(error=f"not served by the proxy at {base}: {url}")
-        for url in files
-        if not same_origin(url, base)
-    }
-    todo = [ref for url, ref in files.items() if url not in outcomes]
-    if todo:
-        print(f"downloading {count(len(todo), 'file')} through the proxy", file=sys.stderr)
-    progress = Progress(len(todo), sys.stderr)
-    got = await asyncio.gather(*(_download(client, ref, limit, progress) for ref in todo))
-    progress.close()
-    outcomes.update(zip((ref.url for ref in todo), got, strict=True))
-    return outcomes
 
 
 def _report(resolutions: Sequence[Resolution], outcomes: Mapping[str, Outcome]) -> int:
@@ -314,54 +220,3 @@ async def _run_pip(command: list[str]) -> tuple[int, str]:
             process.kill()
             await process.wait()
     return await process.wait(), stderr.decode(errors="replace")
-
-
-async def _download(
-    client: httpx.AsyncClient, ref: FileRef, limit: asyncio.Semaphore, progress: Progress
-) -> Outcome:
-    async with limit:
-        for _ in range(ATTEMPTS):
-            outcome, again = await _download_once(client, ref, progress)
-            if outcome.error is None or not again:
-                break
-        progress.finished(ref, outcome)
-        return outcome
-
-
-async def _download_once(
-    client: httpx.AsyncClient, ref: FileRef, progress: Progress
-) -> tuple[Outcome, bool]:
-    """Stream the file through the proxy (which caches it on the way), hashing it and keeping
-    no byte. Also says whether another attempt may go better."""
-    digest = hashlib.sha256()
-    received, size, cache = 0, None, ""
-    try:
-        async with client.stream("GET", ref.url) as response:
-            if response.status_code != 200:
-                return await _refused(response), response.status_code >= 500
-            cache = response.headers.get("x-cache", "")
-            if cache == "PASS":  # served, but not kept: tomorrow's clients would miss it
-                return Outcome(error=NOT_KEPT), False
-            size = digits(response.headers.get("content-length"))
-            progress.begin(size)
-            try:
-                async for chunk in response.aiter_bytes(CHUNK):
-                    digest.update(chunk)
-                    received += len(chunk)
-                    progress.advance(len(chunk))
-            except httpx.HTTPError:
-                progress.end(received, size, kept=False)
-                raise
-    except httpx.HTTPError as exc:
-        return Outcome(error=f"broke off at byte {received}: {exc or type(exc).__name__}"), True
-    error, again = body_problem(ref, digest.hexdigest(), received, size)
-    progress.end(received, size, kept=error is None)
-    if error is not None:
-        return Outcome(error=error), again
-    return Outcome(size=received, cached=cache == "HIT", verified=ref.sha256 is not None), False
-
-
-async def _refused(response: httpx.Response) -> Outcome:
-    body = (await response.aread())[:300].decode(errors="replace").strip()
-    refusal = f"HTTP {response.status_code} from the proxy"
-    return Outcome(error=refusal + (f": {body.splitlines()[0]}" if body else ""))

@@ -18,7 +18,7 @@ from support.process import free_port
 from support.wheels import Dist, make_wheel
 from support.world import World
 
-from proxy.commands import prefetch
+from proxy.commands import prefetch_downloads
 from proxy.commands.prefetch_plan import FileRef, Outcome, Target, pip_command
 from proxy.commands.progress import Progress
 
@@ -235,7 +235,8 @@ def test_a_download_is_verified_as_it_streams(world: World) -> None:
         limit = asyncio.Semaphore(2)
         async with httpx.AsyncClient(timeout=10) as client:
             return [
-                await prefetch._download(client, r, limit, progress) for r in (good, bad, unlisted)
+                await prefetch_downloads.download(client, r, limit, progress)
+                for r in (good, bad, unlisted)
             ]
 
     assert asyncio.run(fetch_all()) == [
