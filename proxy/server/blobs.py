@@ -128,14 +128,10 @@ class BlobStore:
 
     def verify(self, path: Path) -> bool | None:
         """Whether a stored file still has the sha256 it is named by (None: gone meanwhile)."""
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as f:
-                while chunk := f.read(1024 * 1024):
-                    digest.update(chunk)
+            return file_sha256(path) == path.name
         except FileNotFoundError:
             return None
-        return digest.hexdigest() == path.name
 
     def scan(self) -> list[tuple[float, int, Path]]:
         found = []
@@ -262,6 +258,15 @@ class BlobStore:
                 locks.release(key)
                 removed += leftover.suffix == ".part"
         return removed
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file on disk, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _subdirs(path: Path) -> list[Path]:

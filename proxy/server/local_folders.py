@@ -9,7 +9,6 @@ name. Only files right in a configured folder are ever read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from ..core.local_folders import (
 from ..core.model import InvalidName, NormalizedName, normalize
 from ..core.ranges import Unsatisfiable, byte_range
 from ..core.wheel import NoMetadata, core_metadata
+from .blobs import file_sha256
 
 log = logging.getLogger("pypi_proxy.local")
 
@@ -153,10 +153,6 @@ class _Body(httpx.AsyncByteStream):
 
 def _described(path: Path, size: int) -> LocalFile:
     """A file's sha256, and a wheel's Requires-Python from its metadata."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1024 * 1024):
-            digest.update(chunk)
     requires = None
     if path.name.endswith(".whl"):
         try:
@@ -165,7 +161,7 @@ def _described(path: Path, size: int) -> LocalFile:
             requires = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
         except NoMetadata as exc:
             log.warning("local folder: %s: no readable metadata (%s)", path, exc)
-    return LocalFile(path.name, size, digest.hexdigest(), str(requires) if requires else None)
+    return LocalFile(path.name, size, file_sha256(path), str(requires) if requires else None)
 
 
 def _json(body: bytes) -> httpx.Response:

@@ -32,6 +32,7 @@ from ..core.config import Upstream
 from ..core.model import InvalidName, name_and_version, normalize
 from ..core.parse_values import is_plain_filename
 from ..core.wheel import NoMetadata, core_metadata
+from .blobs import file_sha256
 from .local_folders import folders
 from .services import services_of
 
@@ -120,7 +121,7 @@ def _store(content: UploadFile, folder: Path, filename: str, expected: dict[str,
         try:
             os.link(scratch, target)  # fails if the name is taken: nothing is overwritten
         except FileExistsError:
-            if _sha256(target) != sha256:
+            if file_sha256(target) != sha256:
                 raise HTTPException(409, f"{filename} exists with other bytes") from None
             return f"{filename} was uploaded already, with these bytes"
         return f"uploaded {filename} (sha256 {sha256})"
@@ -171,11 +172,3 @@ def _check_metadata(path: Path, filename: str) -> None:
         raise HTTPException(
             400, f"{filename}: its metadata names {headers.get('Name')} {headers.get('Version')}"
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
