@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..core.config import Config, ConfigError, Index
+from ..core.health import MirrorReport
 from ..core.lan import EVERY_ADDRESS, is_loopback
 from ..core.model import NormalizedName
 from ..core.pytorch_builds import TorchOffer, offer_in, torch_groups
@@ -144,25 +145,29 @@ async def health(request: Request) -> Response:
 
 
 def _store_figures(services: Services) -> StoreFigures | None:
-    report, store = services.client.mirrors.bucket_report(), services.config.store
-    if report is None or store is None or services.uploads is None:
+    state = _store_state(services)
+    if state is None:
         return None
+    report, url, pending = state
     hits, failures = services.metrics.store_counts()
-    pending = services.uploads.pending()
-    return StoreFigures(store.url, report.up, report.last_error, hits, pending, failures)
+    return StoreFigures(url, report.up, report.last_error, hits, pending, failures)
 
 
 def _store_health(services: Services) -> dict[str, object] | None:
     """The object store's health: its URL (never its credentials), circuit and uploads."""
-    report, config = services.client.mirrors.bucket_report(), services.config
-    if report is None or config.store is None or services.uploads is None:
+    state = _store_state(services)
+    if state is None:
         return None
-    return {
-        **report.as_json(),
-        "url": config.store.url,
-        "up": report.up,
-        "uploads_pending": services.uploads.pending(),
-    }
+    report, url, pending = state
+    return {**report.as_json(), "url": url, "up": report.up, "uploads_pending": pending}
+
+
+def _store_state(services: Services) -> tuple[MirrorReport, str, int] | None:
+    """The object store's circuit, URL and uploads pending; None without a store."""
+    report, store = services.client.mirrors.bucket_report(), services.config.store
+    if report is None or store is None or services.uploads is None:
+        return None
+    return report, store.url, services.uploads.pending()
 
 
 def _unwritable(directory: Path) -> str | None:
