@@ -75,6 +75,20 @@ class Index:
 
 
 @dataclass(frozen=True)
+class CondaChannel:
+    """A conda channel served at `/conda/<name>/`, named as conda users write it (`pkgs/main`,
+    `conda-forge`), from `<mirror><path>/` of each mirror of its conda group."""
+
+    name: str
+    upstream: str
+    path: str  # below each mirror, without slashes at either end ("" for the mirror itself)
+
+    def url_on(self, mirror: str) -> str:
+        """Where a mirror keeps the channel: its URL, ending in a slash."""
+        return f"{mirror}{self.path}/" if self.path else mirror
+
+
+@dataclass(frozen=True)
 class Circuit:
     """When a failing mirror is skipped, and how often it is probed again."""
 
@@ -95,6 +109,8 @@ class Limits:
     page_memory: int = 512 * 2**20  # bytes the pages kept in memory, rendered, may take
     mirror_requests: int = 8  # pages and metadata asked of one mirror at once (see
     # `MirrorRequests._turn`); file bodies are not counted
+    repodata_size: int = 4 * 2**30  # bytes of one conda index file, decompressed (conda-forge's
+    # largest repodata.json is some hundreds of MB)
 
 
 @dataclass(frozen=True)
@@ -137,6 +153,9 @@ class ObjectStore:
 class Config:
     upstreams: tuple[Upstream, ...]
     indexes: tuple[Index, ...]  # the first is the default, also at /simple/
+    # Conda: groups of interchangeable mirrors, and the channels served from them at /conda/.
+    conda_upstreams: tuple[Upstream, ...] = ()
+    conda_channels: tuple[CondaChannel, ...] = ()
     host: str = "0.0.0.0"
     port: int = 3141
     # On SIGTERM, how long requests under way (downloads) may take to finish before it stops.
@@ -176,7 +195,7 @@ class Config:
         return {p for i in self.indexes for p in (i.policy, *(r.policy for r in i.routes))}
 
     def upstream(self, name: str) -> Upstream:
-        return next(u for u in self.upstreams if u.name == name)
+        return next(u for u in (*self.upstreams, *self.conda_upstreams) if u.name == name)
 
     def index(self, name: str | None = None) -> Index:
         """The index of this name (None: the default one); ConfigError naming those there are."""

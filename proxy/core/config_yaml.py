@@ -22,6 +22,7 @@ from .config import (
     MIRROR_ORDERS,
     STRATEGIES,
     Circuit,
+    CondaChannel,
     Config,
     ConfigError,
     Hosted,
@@ -94,6 +95,7 @@ SETTINGS = (
     Setting("limits", "metadata_size", "metadata_size", read.size),
     Setting("limits", "page_memory", "page_memory", read.size),
     Setting("limits", "mirror_requests", "mirror_requests", read.whole_number),
+    Setting("limits", "repodata_size", "repodata_size", read.size),
     Setting("prefetch", "dependencies", "dependencies", read.boolean),
     Setting("prefetch", "small_files", "small_files", read.size),
     Setting("prefetch", "concurrency", "concurrency", read.whole_number),
@@ -102,7 +104,7 @@ SETTINGS = (
 # Ranges of one file at once: more only add requests (CDNs answer many with 429).
 MAX_SEGMENTS = 16
 SECTIONS = {s.section: {t.key for t in SETTINGS if t.section == s.section} for s in SETTINGS}
-TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy", "pytorch"}
+TOP_LEVEL = {*SECTIONS, "upstreams", "routes", "indexes", "policy", "pytorch", "conda"}
 # The keys of a `policy` (at the top level, in an index, in a route) and how each is read.
 POLICY = {
     "min_age": read.duration,
@@ -138,9 +140,12 @@ def parse_config(data: Any) -> Config:
         raise ConfigError("timeouts.hedge_max: shorter than timeouts.hedge_min")
     if values.get("segments", 1) > MAX_SEGMENTS:
         raise ConfigError(f"downloads.segments: at most {MAX_SEGMENTS}, got {values['segments']}")
+    conda_upstreams, channels = _conda(root.get("conda", {}), {u.name for u in upstreams})
     return Config(
         upstreams=upstreams,
         indexes=indexes,
+        conda_upstreams=conda_upstreams,
+        conda_channels=channels,
         circuit=circuit,
         limits=limits,
         prefetch=_grouped(Prefetch, values),
@@ -160,7 +165,7 @@ def _grouped(group: type[G], values: dict[str, Any]) -> G:
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Index names are the first segment of a path; these are taken.
-_RESERVED = {"simple", "files", "-", "metrics"}
+_RESERVED = {"simple", "files", "-", "metrics", "conda", "upload"}
 
 
 def _upstreams(value: Any) -> tuple[Upstream, ...]:
@@ -304,3 +309,47 @@ def _route(value: Any, known: list[str], path: str, above: Keys) -> Route:
         )
     policy = Policy(**_policy(spec.get("policy", {}), f"{path}.policy", above))
     return Route(patterns, tuple(targets), strategy, policy)
+
+
+# -- conda ------------------------------------------------------------------------------------
+
+# A channel's name as conda users write it: `conda-forge`, `pkgs/main`, `pytorch-nightly`;
+# the path of one below a mirror likewise (TUNA's `cloud/conda-forge`).
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
+
+
+def _conda(value: Any, taken: set[str]) -> tuple[tuple[Upstream, ...], tuple[CondaChannel, ...]]:
+    """`conda: {upstreams: {group: {mirrors: [...]}}, channels: {name: group/path}}`."""
+    spec = read.mapping(value, "conda", {"upstreams", "channels"})
+    groups = read.mapping(spec.get("upstreams", {}), "conda.upstreams", None)
+    upstreams = []
+    for name, body in groups.items():
+        path = f"conda.upstreams.{name}"
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
+        if name in taken:
+            raise ConfigError(f"{path}: the name of an upstream under upstreams: too")
+        mirrors = read.sequence(read.mapping(body, path, {"mirrors"}).get("mirrors"),
+                                f"{path}.mirrors")  # fmt: skip
+        if not mirrors:
+            raise ConfigError(f"{path}.mirrors: needs at least one URL")
+        urls = tuple(read.index_url(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors))
+        upstreams.append(Upstream(name, urls))
+    channels = read.mapping(spec.get("channels", {}), "conda.channels", None)
+    known = [u.name for u in upstreams]
+    return tuple(upstreams), tuple(_channel(n, v, known) for n, v in channels.items())
+
+
+def _channel(name: Any, value: Any, known: list[str]) -> CondaChannel:
+    """A channel served from `<group>/<path>`: that path below each mirror of the group."""
+    path = f"conda.channels.{name}"
+    if not isinstance(name, str) or not _CHANNEL.fullmatch(name):
+        raise ConfigError(f"{path}: not a channel name (letters, digits, '.', '_', '-', '/')")
+    source = read.string(value, path).strip("/")
+    if not _CHANNEL.fullmatch(source):
+        raise ConfigError(f"{path}: expected <conda upstream>/<path>, got {value!r}")
+    group, _, below = source.partition("/")
+    if group not in known:
+        names = ", ".join(known) or "none"
+        raise ConfigError(f"{path}: unknown conda upstream {group!r} (known: {names})")
+    return CondaChannel(name, group, below)

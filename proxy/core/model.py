@@ -130,6 +130,7 @@ class FileLink:
     upload_time: str | None = None
     metadata_sha256: str | None = None
     provenance: str | None = None  # PEP 740: the upstream URL of its provenance
+    md5: str | None = None  # all an old conda package may be listed with (checked when no sha256)
 
     @property
     def key(self) -> str:
@@ -223,6 +224,9 @@ class FileOrigin:
     upstream: Upstream
     page: ProjectPage
     link: FileLink
+    # Where the group's mirrors keep it, when their layout says so (a conda channel's file):
+    # (mirror URL, file URL) pairs. None: looked up on each mirror's page.
+    elsewhere: tuple[tuple[str, str], ...] | None = None
 
 
 class CacheResult(Enum):

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ..core.config import Config
-from . import json_views, publishing, status_views, views
+from . import conda_views, json_views, publishing, status_views, views
 from .client_deadlines import SendDeadlineMiddleware
 from .drain import Drain, DrainMiddleware
 from .errors import NotFoundUpstream, UpstreamError
@@ -61,6 +61,7 @@ def create_app(config: Config, *, transport: httpx.AsyncBaseTransport | None = N
         Route(p, publishing.upload, methods=["POST"])
         for p in ("/upload/{group}/", "/upload/{group}")
     ]
+    routes.append(Route("/conda/{path:path}", conda_views.conda, methods=["GET", "HEAD"]))
     routes.append(Route("/{path:path}/json", json_views.legacy))  # after all the others
     app = Starlette(
         routes=routes,

@@ -162,6 +162,8 @@ class CacheFiller:
             repaired = link.sha256 not in (None, sha256) and await self._mismatch(
                 link, delivered, sha256
             )
+            if link.sha256 is None and link.md5 is not None:
+                await self._check_md5(fill, link, delivered)
             if not repaired:
                 fill.verified()  # readers need not wait for the disk
             await anyio.to_thread.run_sync(os.fsync, out.fileno())
@@ -195,6 +197,18 @@ class CacheFiller:
                     ", ".join(url for _, url in wrong))  # fmt: skip
         return True
 
+    async def _check_md5(self, fill: Fill, link: FileLink, delivered: Delivered) -> None:
+        """A file listed with an md5 alone (an old conda package): FillFailed if the bytes do
+        not match it, those who sent them failed."""
+        md5 = await anyio.to_thread.run_sync(_md5_of, fill.part)
+        if md5 == link.md5:
+            return
+        sources = delivered.sources if isinstance(delivered, SegmentedDownload) else [delivered]
+        for mirror, _ in sources:
+            self._client.mirrors.failed(mirror, f"{link.filename}: bytes do not match md5",
+                                        severe=True)  # fmt: skip
+        raise FillFailed(f"md5 mismatch: got {md5}, listed {link.md5}")
+
     async def _sources(self, origin: FileOrigin) -> AsyncGenerator[Source, None]:
         """The file's sources, those that lately sent bytes not matching its hash last."""
         corrupt = self._corrupt.get(origin.link.sha256 or "", set())
@@ -206,6 +220,12 @@ class CacheFiller:
                 yield mirror, url
         for source in deferred:
             yield source
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    _hash_into(digest, path)
+    return digest.hexdigest()
 
 
 def _hash_into(digest: Hash, path: Path) -> int | None:

@@ -26,7 +26,7 @@ class Metrics:
         )
         self._cache = Counter(
             "pypi_proxy_cache_results",
-            "Answers by X-Cache (HIT, MISS, STALE, PASS) and kind (page, file)",
+            "Answers by X-Cache (HIT, MISS, STALE, PASS) and kind (page, file, conda)",
             ["kind", "result"],
             registry=r,
         )
@@ -78,7 +78,12 @@ class Metrics:
             "Bytes of files in the cache (this process's count)",
             registry=r,
         )
-
+        self._conda = Counter(
+            "pypi_proxy_conda_requests",
+            "Requests for conda channels' files, by kind (index, shard, package)",
+            ["kind"],
+            registry=r,
+        )
         self._store_hits = Counter(
             "pypi_proxy_store_hits",
             "Files brought into the local cache from the object store",
@@ -101,6 +106,14 @@ class Metrics:
     def store_counts(self) -> tuple[int, int]:
         """Files brought from the object store, and uploads to it that failed, so far."""
         return _total(self._store_hits), _total(self._store_upload_failures)
+
+    def conda_request(self, kind: str) -> None:
+        self._conda.labels(kind).inc()
+
+    def conda_counts(self) -> dict[str, int]:
+        """Requests for conda channels' files so far, by kind."""
+        return {k: _total(self._conda, lambda labels, k=k: labels["kind"] == k)  # type: ignore[misc]
+                for k in ("index", "shard", "package")}  # fmt: skip
 
     def store_hit(self) -> None:
         self._store_hits.inc()
@@ -178,6 +191,8 @@ class Metrics:
 
 
 def _kind(route: str) -> str:
+    if route.startswith("/conda/"):
+        return "conda"
     return "file" if "/files/" in route else "page"
 
 

@@ -144,6 +144,8 @@ class MirrorRequests:
 
     def _check(self, mirror: MirrorHealth, response: httpx.Response, sent: dict[str, str]) -> None:
         status = response.status_code
+        if status == 304 and sent.keys() & {"If-None-Match", "If-Modified-Since"}:
+            return  # what was asked, of a copy the proxy holds
         if status not in (200, 206) and status not in NOT_FOUND:
             retry_after = _retry_after(response.headers.get("retry-after"))
             raise self._mirrors.failed(mirror, f"HTTP {status}", retry_after=retry_after)
@@ -202,12 +204,15 @@ class MirrorRequests:
             raise self._mirrors.failed(mirror, reason, severe=True) from None
         return b"".join(parts)
 
-    async def chunks(self, mirror: MirrorHealth, response: httpx.Response) -> AsyncIterator[bytes]:
-        """A file body; how fast it came counts towards the mirror's throughput."""
+    async def chunks(
+        self, mirror: MirrorHealth, response: httpx.Response, *, decoded: bool = False
+    ) -> AsyncIterator[bytes]:
+        """A file body (`decoded`: of any Content-Encoding it came in); how fast it came
+        counts towards the mirror's throughput."""
         started, size = self._mirrors.clock(), 0
         try:
             with self._failures_of(mirror):
-                async for chunk in response.aiter_raw():
+                async for chunk in response.aiter_bytes() if decoded else response.aiter_raw():
                     size += len(chunk)
                     self._metrics.upstream_bytes(len(chunk))
                     yield chunk

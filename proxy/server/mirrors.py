@@ -29,7 +29,7 @@ class Mirrors:
         self._order = config.mirror_order
         self._groups = {
             u.name: [MirrorHealth(url, config.circuit) for url in u.mirrors]
-            for u in config.upstreams
+            for u in (*config.upstreams, *config.conda_upstreams)
         }
         # The object store's health, as a file source and for uploads (None without one).
         self.bucket = MirrorHealth(config.store.location, config.circuit) if config.store else None

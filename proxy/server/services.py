@@ -19,6 +19,7 @@ from ..core.config import Config
 from .advisory_files import AdvisoryFiles
 from .blobs import BlobStore
 from .bucket import Bucket
+from .conda import CondaChannels
 from .filler import CacheFiller
 from .index_db import IndexDB
 from .lessons import LessonSharing
@@ -50,6 +51,7 @@ class Services:
     advisories: AdvisoryFiles
     warmer: Warmer
     uploads: Uploads | None = None  # to the object store, when there is one
+    conda: CondaChannels | None = None  # when the config serves conda channels
     started: float = field(default_factory=time.monotonic)
 
 
@@ -87,6 +89,7 @@ async def open_services(
             db.taught = sharing.learned
             sharing.start()
         pages = _closed(stack, PageCache(config, db, client))
+        conda = _closed(stack, CondaChannels(config, client)) if config.conda_channels else None
         filler = _closed(
             stack,
             CacheFiller(
@@ -118,6 +121,7 @@ async def open_services(
             advisories=advisories,
             warmer=warmer,
             uploads=uploads,
+            conda=conda,
         )
 
 

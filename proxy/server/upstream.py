@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -34,6 +36,7 @@ from .mirrors import MirrorFailed, Mirrors
 from .source_race import Lookups, Source, SourceRace
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 # Bodies above this are parsed in a worker thread so the event loop keeps serving.
 _PARSE_INLINE_LIMIT = 256 * 1024
@@ -174,6 +177,63 @@ class UpstreamClient:
                 reason = exc if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
                 raise self.mirrors.failed(mirror, f"unparseable {spec.what}: {reason}") from None
 
+    async def download(
+        self,
+        upstream: Upstream,
+        urls: Callable[[str], str],
+        into: Path,
+        validators: dict[str, str],
+        ready: Callable[[Path, str], Awaitable[P]],
+        limit: int,
+    ) -> Downloaded[P] | None:
+        """A whole body from the first of the group's mirrors that has it (`urls`: its URL on
+        a mirror), decoded, at most `limit` bytes, into a new file beside `into` that `ready`
+        takes from there (with the URL it came from; a ValueError if the body is not what was
+        asked: that mirror has failed). Asked with `validators` (If-None-Match,
+        If-Modified-Since). None when no mirror has it, also when those that answered said so
+        and the others failed: they are copies of one another, and a client probing for a
+        format no mirror has must get its 404 while one mirror is down."""
+        lacking = []
+
+        async def ask(mirror: MirrorHealth) -> Downloaded[P] | None:
+            url = urls(mirror.url)
+            async with self._requests.request(mirror, url, validators, file=True) as response:
+                status, url = response.status_code, str(response.url)
+                if status in NOT_FOUND:
+                    lacking.append(mirror)
+                    return None
+                etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
+                if status == 304:
+                    return Downloaded(url, None, etag, modified)
+                part = into.with_name(f".{into.name}.{uuid.uuid4().hex}.part")
+                try:
+                    await self._write(mirror, response, part, limit)
+                    made = await ready(part, url)
+                except ValueError as exc:
+                    raise self.mirrors.failed(mirror, f"{into.name}: {exc}") from None
+                finally:
+                    part.unlink(missing_ok=True)
+                return Downloaded(url, made, etag, modified)
+
+        try:
+            return await self._failover(upstream, into.name, ask)
+        except UpstreamError:
+            if lacking:
+                return None
+            raise
+
+    async def _write(
+        self, mirror: MirrorHealth, response: httpx.Response, part: Path, limit: int
+    ) -> None:
+        """The body into `part`; a body that breaks off has failed its mirror already."""
+        with open(part, "wb") as out:
+            size = 0
+            async for chunk in self._requests.chunks(mirror, response, decoded=True):
+                size += len(chunk)
+                if size > limit:
+                    raise self.mirrors.failed(mirror, f"body larger than {limit:,} bytes")
+                out.write(chunk)
+
     # -- files ---------------------------------------------------------------------------
 
     async def file_sources(self, origin: FileOrigin) -> AsyncGenerator[Source, None]:
@@ -188,8 +248,13 @@ class UpstreamClient:
         listing = next((m for m in mirrors if m.url == origin.page.source), None)
         if listing is not None and self.mirrors.usable(listing):
             yield listing, link.url
+        elsewhere = dict(origin.elsewhere) if origin.elsewhere is not None else None
         for mirror in mirrors:
             if mirror is listing or not self.mirrors.usable(mirror):
+                continue
+            if elsewhere is not None:
+                if mirror.url in elsewhere:
+                    yield mirror, elsewhere[mirror.url]
                 continue
             try:
                 other = await self._mirror_page(mirror, origin.page.name)
@@ -301,6 +366,17 @@ class UpstreamClient:
             await self.bucket.discard(link.sha256, link.filename)
         elif not link.mutable:
             self.mirrors.failed(mirror, f"{link.filename}: bytes do not match sha256", severe=True)
+
+
+@dataclass(frozen=True)
+class Downloaded(Generic[P]):
+    """A body downloaded into a file and made ready (`ready`; None: the copy the proxy holds
+    is current, a 304), with the URL it came from and the validators to ask again with."""
+
+    url: str
+    ready: P | None
+    etag: str | None
+    last_modified: str | None
 
 
 def _no_page(status: int) -> None:

@@ -196,12 +196,12 @@ def _page(request: Request, body: Rendered, cache: CacheResult, ttl: float) -> R
         "Cache-Control": f"max-age={int(ttl)}, public",
         "X-Cache": cache.value,
     }
-    if _etag_matches(request.headers.get("if-none-match"), body.etag):
+    if etag_matches(request.headers.get("if-none-match"), body.etag):
         return Response(status_code=304, headers=headers)
     return Response(body.body, headers={**headers, "Content-Type": body.media_type})
 
 
-def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
     candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]

@@ -353,7 +353,12 @@ class FakeUpstream:
                 if record.kind == "page":
                     reply = self._page(scope["path"], record.headers.get("accept", ""), faults)
                 else:
-                    reply = self._file(scope["path"], record.headers.get("range"), faults)
+                    reply = self._file(
+                        scope["path"],
+                        record.headers.get("range"),
+                        faults,
+                        record.headers.get("if-none-match"),
+                    )
         # Body faults only touch real content, not error answers.
         body_faults = faults if 200 <= reply.status < 300 else Faults()
         await _send_reply(send, reply, record, body_faults, scope["method"] == "HEAD", stopped)
@@ -386,7 +391,13 @@ class FakeUpstream:
             return _Reply(403, ACCESS_DENIED, {"content-type": "application/xml"})
         return _Reply(404, b"Not Found\n", {"content-type": "text/plain"})
 
-    def _file(self, path: str, range_header: str | None, faults: Faults) -> _Reply:
+    def _file(
+        self,
+        path: str,
+        range_header: str | None,
+        faults: Faults,
+        if_none_match: str | None = None,
+    ) -> _Reply:
         content = self._blobs.get(path)
         if content is None or path.rsplit("/", 1)[-1] in faults.missing:
             return self._not_found()
@@ -394,6 +405,8 @@ class FakeUpstream:
             "content-type": "application/octet-stream",
             "etag": f'"{hashlib.sha256(content).hexdigest()}"',
         }
+        if if_none_match is not None and if_none_match == headers["etag"]:
+            return _Reply(304, b"", headers)
         if faults.corrupt:
             content = _flip_middle_byte(content)
         if faults.no_range:

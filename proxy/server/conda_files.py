@@ -1,0 +1,168 @@
+"""A conda index file just downloaded, made ready to serve (in a worker thread: a repodata of
+hundreds of MB takes seconds): its packages read out into the listing, one record at a time,
+and its locations made relative if it has any (see `core.repodata`); otherwise the upstream's
+bytes are served as they came. Memory stays flat whatever the size: every pass streams.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import ijson  # type: ignore[import-untyped]
+import msgpack  # type: ignore[import-untyped]
+import zstandard
+
+from ..core.conda_channels import BASE_URL, SHARDS_BASE_URL
+from ..core.repodata import LOCATIONS, PackageRecord, record_of, relocated
+
+CHUNK = 1024 * 1024
+# The sections of a repodata that list packages: `.tar.bz2` files, and `.conda` ones.
+_SECTIONS = ("packages", "packages.conda")
+
+
+class BadIndexFile(ValueError):
+    """Bytes that are not the index file they were asked as (the reason why)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What to serve (the download itself, or a rewritten copy beside it), and where the
+    document said its packages and shards are, as the upstream wrote it (None: beside it)."""
+
+    served: Path
+    base_url: str | None = None
+    shards_base_url: str | None = None
+    shards: tuple[str, ...] = ()  # a shard index's: the sha256 of every shard it names
+
+
+Records = Callable[[Iterable[PackageRecord]], object]
+
+
+def prepare(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
+    """Read `raw`, an upstream's `filename`, into the listing and make it ready to serve; at
+    most `limit` bytes decompressed. BadIndexFile for one that does not parse."""
+    try:
+        if filename == "repodata_shards.msgpack.zst":
+            return _shard_index(raw, limit)
+        return _repodata(filename, raw, limit, listed)
+    except (ijson.JSONError, ValueError, zstandard.ZstdError, OSError, EOFError) as exc:
+        if isinstance(exc, BadIndexFile):
+            raise
+        raise BadIndexFile(f"{filename}: {type(exc).__name__}: {exc}") from None
+
+
+def read_shard(path: Path, limit: int) -> list[PackageRecord]:
+    """The packages a shard (`shards/<sha256>.msgpack.zst`) lists."""
+    try:
+        with open(path, "rb") as f, _decompressed(f, "x.zst", limit) as data:
+            shard = msgpack.unpackb(data.read(), raw=False, strict_map_key=False)
+    except (ValueError, zstandard.ZstdError, msgpack.UnpackException) as exc:
+        raise BadIndexFile(f"shard: {type(exc).__name__}: {exc}") from None
+    return list(_shard_records(shard))
+
+
+def _repodata(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
+    info: dict[str, Any] = {}
+    with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
+        found: Any = next(ijson.items(data, "info"), {})
+        if isinstance(found, dict):
+            info = found
+    for section in _SECTIONS:  # a pass each: a record at a time, whatever the order
+        with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
+            pairs = ijson.kvitems(data, section)
+            listed(r for name, fields in pairs if isinstance(fields, dict)
+                   if (r := record_of(name, fields)) is not None)  # fmt: skip
+    prepared = Prepared(raw, _text(info.get("base_url")), _text(info.get("shards_base_url")))
+    if not any(key in info for key in LOCATIONS):
+        return prepared  # byte for byte
+    served = raw.with_name(raw.name + ".served")
+    with (
+        open(raw, "rb") as f,
+        _decompressed(f, filename, limit) as data,
+        open(served, "wb") as out,
+        _compressed(out, filename) as sink,
+    ):
+        for chunk in relocated(iter(lambda: data.read(CHUNK), b"")):
+            sink.write(chunk)
+    return Prepared(served, prepared.base_url, prepared.shards_base_url)
+
+
+def _shard_index(raw: Path, limit: int) -> Prepared:
+    """The CEP-16 index of a subdir's shards: small (a name and a hash per package name), so
+    read whole; written anew only to make its locations relative."""
+    with open(raw, "rb") as f, _decompressed(f, "x.zst", limit) as data:
+        index = msgpack.unpackb(data.read(), raw=False, strict_map_key=False)
+    if not isinstance(index, dict) or not isinstance(index.get("shards"), dict):
+        raise BadIndexFile("repodata_shards.msgpack.zst: no shards in it")
+    info: dict[str, Any] = index["info"] if isinstance(index.get("info"), dict) else {}
+    base, shards = _text(info.get("base_url")), _text(info.get("shards_base_url"))
+    named = tuple(
+        h.hex() for h in index["shards"].values() if isinstance(h, bytes) and len(h) == 32
+    )
+    if base in (None, BASE_URL) and shards in (None, SHARDS_BASE_URL):
+        return Prepared(raw, base, shards, named)
+    index["info"] = {**info, **LOCATIONS}
+    served = raw.with_name(raw.name + ".served")
+    served.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(index)))
+    return Prepared(served, base, shards, named)
+
+
+def _shard_records(shard: Any) -> Iterator[PackageRecord]:
+    if not isinstance(shard, dict):
+        raise BadIndexFile("shard: not a map")
+    for section in _SECTIONS:
+        entries = shard.get(section) or {}
+        if isinstance(entries, dict):
+            for name, fields in entries.items():
+                if isinstance(fields, dict) and (r := record_of(name, fields)) is not None:
+                    yield r
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class _Bounded:
+    """A readable stream that fails past `limit` bytes (a decompression bomb stops there)."""
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream, self._left = stream, limit
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size if size >= 0 else self._left + 1)
+        self._left -= len(data)
+        if self._left < 0:
+            raise BadIndexFile("larger than limits.repodata_size once decompressed")
+        return data
+
+
+@contextlib.contextmanager
+def _decompressed(f: IO[bytes], filename: str, limit: int) -> Iterator[_Bounded]:
+    if filename.endswith(".zst"):
+        with zstandard.ZstdDecompressor().stream_reader(f, closefd=False) as reader:
+            yield _Bounded(reader, limit)
+    elif filename.endswith(".bz2"):
+        with bz2.open(f, "rb") as reader:
+            yield _Bounded(reader, limit)
+    else:
+        yield _Bounded(f, limit)
+
+
+@contextlib.contextmanager
+def _compressed(out: IO[bytes], filename: str) -> Iterator[IO[bytes]]:
+    if filename.endswith(".zst"):
+        with zstandard.ZstdCompressor().stream_writer(out, closefd=False) as writer:
+            yield writer
+    elif filename.endswith(".bz2"):
+        with bz2.open(out, "wb") as writer:
+            yield writer
+    else:
+        yield out
+    out.flush()
+    os.fsync(out.fileno())

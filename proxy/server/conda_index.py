@@ -1,0 +1,205 @@
+"""Conda index files (repodata and the rest, see `core.conda_channels`), cached like index
+pages: fresh for `cache.page_ttl`; then served at once while one refresh runs behind, asked
+with the upstream's validators (a 304 costs no body), for `stale_while_revalidate` more; and,
+with every mirror failing, served for `stale_if_error` rather than not at all.
+
+An answer that a format does not exist (the 404 of a `.zst` TUNA lacks) is kept the same way:
+clients probe for it on every channel and subdir, and must get that 404 offline too. Each file
+is `conda/index/<channel>/<subdir>/<file>` in the cache, with what is known of it in a JSON
+file beside it; both are replaced by a rename, so a reader never sees half of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote, urljoin
+
+import anyio
+
+from ..core.conda_channels import EMPTY_REPODATA, CondaPath
+from ..core.config import Config
+from ..core.model import CacheResult
+from .conda_files import Prepared, prepare
+from .conda_listing import CondaListing
+from .errors import UpstreamError
+from .flight import SingleFlight
+from .upstream import UpstreamClient
+
+log = logging.getLogger("pypi_proxy.conda")
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the proxy knows of one index file (kept as JSON beside it)."""
+
+    fetched: float  # when a mirror last answered for it
+    found: bool  # False: no mirror has it (a real 404 to clients)
+    version: str = ""  # names the bytes held (the ETag clients get)
+    etag: str | None = None  # the upstream's validators, to ask again with
+    last_modified: str | None = None
+    base_url: str | None = None  # where its packages are upstream (absolute), if not beside it
+    shards_base_url: str | None = None  # likewise, its shards
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """An answer for an index file: its bytes on disk (None: a 404), and how fresh."""
+
+    path: Path | None
+    known: Known
+    cache: CacheResult
+
+
+class CondaIndex:
+    def __init__(
+        self,
+        config: Config,
+        client: UpstreamClient,
+        listing: CondaListing,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._listing = listing
+        self._clock = clock
+        self.root = config.cache_dir / "conda" / "index"
+        self._flights: SingleFlight[Known] = SingleFlight()
+
+    async def aclose(self) -> None:
+        await self._flights.aclose()
+
+    def path(self, file: CondaPath) -> Path:
+        return self.root / quote(file.channel.name, safe="") / file.subdir / file.filename
+
+    async def get(self, file: CondaPath) -> IndexFile:
+        """The file as the cache holds it, fetched or refreshed as its age says."""
+        config = self._config
+        known = await anyio.to_thread.run_sync(self.known, file)
+        if known is not None:
+            age = self._clock() - known.fetched
+            if age < config.page_ttl:
+                return self._answer(file, known, CacheResult.HIT)
+            if age < config.page_ttl + config.stale_while_revalidate:
+                self._flights.start(file.name, partial(self._fetch, file, known))
+                return self._answer(file, known, CacheResult.STALE)
+        try:
+            fetched = await self._flights.run(file.name, partial(self._fetch, file, known))
+        except UpstreamError as exc:
+            if known is None or self._clock() - known.fetched > (
+                config.page_ttl + config.stale_if_error
+            ):
+                raise
+            log.warning("serving a stale copy of %s: %s", file.name, exc)
+            return self._answer(file, known, CacheResult.STALE)
+        return self._answer(file, fetched, CacheResult.MISS)
+
+    def _answer(self, file: CondaPath, known: Known, cache: CacheResult) -> IndexFile:
+        return IndexFile(self.path(file) if known.found else None, known, cache)
+
+    def known(self, file: CondaPath) -> Known | None:
+        """What is known of the file, if it was ever asked upstream."""
+        try:
+            data = json.loads(_meta(self.path(file)).read_text(encoding="utf-8"))
+            return Known(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def package_base(self, file: CondaPath) -> str | None:
+        """Where the upstream keeps the packages of the file's subdir, if its index files
+        said (an absolute URL); None: beside them, on every mirror."""
+        for name in ("repodata.json", "repodata.json.zst", "repodata.json.bz2",
+                     "current_repodata.json", "repodata_shards.msgpack.zst"):  # fmt: skip
+            known = self.known(CondaPath(file.channel, file.subdir, name, file.kind))
+            if known is not None and known.base_url:
+                return known.base_url
+        return None
+
+    async def _fetch(self, file: CondaPath, known: Known | None) -> Known:
+        """Ask the channel's mirrors; what is known of the file now."""
+        path = self.path(file)
+        await anyio.to_thread.run_sync(partial(path.parent.mkdir, parents=True, exist_ok=True))
+        validators = {}
+        if known is not None and known.found and path.exists():
+            if known.etag:
+                validators["If-None-Match"] = known.etag
+            if known.last_modified:
+                validators["If-Modified-Since"] = known.last_modified
+        upstream = self._config.upstream(file.channel.upstream)
+        ready = partial(self._ready, file, path)
+        limit = self._config.limits.repodata_size
+        got = await self._client.download(upstream, file.url_on, path, validators, ready, limit)
+        now = self._clock()
+        if got is None:
+            fresh = await self._missing(file, path, now)
+        elif got.ready is None:
+            assert known is not None
+            fresh = Known(**{**asdict(known), "fetched": now})
+        else:
+            resolve = partial(_absolute, got.url)
+            fresh = Known(
+                fetched=now,
+                found=True,
+                version=f"{int(now * 1000):x}-{path.stat().st_size:x}",
+                etag=got.etag,
+                last_modified=got.last_modified,
+                base_url=resolve(got.ready.base_url),
+                shards_base_url=resolve(got.ready.shards_base_url),
+            )
+        await anyio.to_thread.run_sync(_write_meta, path, fresh)
+        return fresh
+
+    async def _ready(self, file: CondaPath, path: Path, raw: Path, url: str) -> Prepared:
+        """Read a download into the listing, and put what is served in its place (in a
+        worker thread: a repodata may take seconds to read)."""
+        listed = partial(self._listing.add, file.channel.name, file.subdir)
+        limit = self._config.limits.repodata_size
+        prepared: Prepared = await anyio.to_thread.run_sync(
+            prepare, file.filename, raw, limit, listed
+        )
+        if prepared.shards:
+            shards = partial(self._listing.add_shards, file.channel.name, file.subdir)
+            await anyio.to_thread.run_sync(shards, prepared.shards)
+        await anyio.to_thread.run_sync(os.replace, prepared.served, path)
+        return prepared
+
+    async def _missing(self, file: CondaPath, path: Path, now: float) -> Known:
+        """No mirror has the file: a 404 from now on, but for noarch's repodata, which every
+        client asks for (an empty one, as a channel with no noarch packages has)."""
+        if file.subdir != "noarch" or file.filename not in EMPTY_REPODATA:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return Known(fetched=now, found=False)
+        empty = {"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": {},
+                 "removed": [], "repodata_version": 1}  # fmt: skip
+        part = path.with_name(f".{path.name}.empty")
+        await anyio.to_thread.run_sync(part.write_text, json.dumps(empty), "utf-8")
+        await anyio.to_thread.run_sync(os.replace, part, path)
+        return Known(fetched=now, found=True, version=f"empty-{int(now * 1000):x}")
+
+
+def _meta(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def _write_meta(path: Path, known: Known) -> None:
+    meta = _meta(path)
+    part = meta.with_name(f".{meta.name}.part")
+    part.write_text(json.dumps(asdict(known)), encoding="utf-8")
+    os.replace(part, meta)
+
+
+def _absolute(document_url: str, location: str | None) -> str | None:
+    """A location an index file gives, as an absolute URL (`base_url` may be relative to the
+    file); None for one that is the file's own folder (where the mirrors keep packages)."""
+    if location is None:
+        return None
+    url = urljoin(document_url, location)
+    return None if url == urljoin(document_url, "./") else url

@@ -1,0 +1,222 @@
+"""Conda channels through the proxy: index files cached and rewritten, packages downloaded once
+and verified, a real client (py-rattler) solving and installing from them, and what happens when
+the mirrors fail, lag, send bad bytes or are gone."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgpack  # type: ignore[import-untyped]
+import pytest
+import rattler
+import zstandard
+from support.conda import CondaPackage, build_channel, make_package, publish
+from support.servers import serve
+from support.upstream import FakeUpstream
+from support.waiting import wait_for
+
+from proxy import create_app
+from proxy.core.config_yaml import parse_config
+
+WORLD = make_package("world", "1.2", fmt=".tar.bz2")
+HELLO = make_package("hello", "1.0", depends=("world >=1",))
+TOOL = make_package("tool", "2.0", subdir="linux-64", depends=("hello",))
+BIG = make_package("bigdata", "1.0", payload=bytes(range(256)) * 8192)  # 2 MiB
+FORGE = "/anaconda/cloud/conda-forge"  # TUNA's layout: sharded, with .zst
+MAIN = "/anaconda/pkgs/main"  # plain repodata.json only
+
+
+@dataclass
+class Channels:
+    upstream: FakeUpstream
+    url: str
+    cache: Path
+    folder: Path
+
+    def settings(self, *mirrors: str, **more: Any) -> dict[str, Any]:
+        return {
+            "cache": {"dir": str(self.cache), "page_ttl": "10m"},
+            "timeouts": {"connect": 2, "first_byte": 3, "stall": 3},
+            "upstreams": {"pypi": {"mirrors": [f"{self.url}/simple/"]}},
+            "conda": {
+                "upstreams": {"anaconda": {"mirrors": list(mirrors) or [f"{self.url}/anaconda/"]}},
+                "channels": {
+                    "conda-forge": "anaconda/cloud/conda-forge",
+                    "pkgs/main": "anaconda/pkgs/main",
+                },
+            },
+            **more,
+        }
+
+    @property
+    def packages(self) -> list[CondaPackage]:
+        return [WORLD, HELLO, TOOL, BIG]
+
+
+@pytest.fixture
+def channels(tmp_path: Path) -> Iterator[Channels]:
+    upstream = FakeUpstream()
+    forge = build_channel(tmp_path / "forge", [WORLD, HELLO, TOOL, BIG], zst=True, shards=True)
+    main = build_channel(tmp_path / "main", [WORLD, HELLO])
+    publish(upstream, FORGE, forge)
+    publish(upstream, MAIN, main)
+    with upstream.running() as url:
+        yield Channels(upstream, url, tmp_path / "cache", forge)
+
+
+def _proxy(settings: dict[str, Any]) -> Any:
+    return serve(create_app(parse_config(settings)))
+
+
+def test_index_files_pass_through_cached_and_missing_formats_are_real_404s(
+    channels: Channels,
+) -> None:
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        first = http.get("/conda/conda-forge/noarch/repodata.json")
+        assert first.status_code == 200
+        assert first.headers["x-cache"] == "MISS"
+        assert first.content == (channels.folder / "noarch" / "repodata.json").read_bytes()
+        again = http.get("/conda/conda-forge/noarch/repodata.json")
+        assert again.headers["x-cache"] == "HIT" and again.content == first.content
+        not_modified = http.get(
+            "/conda/conda-forge/noarch/repodata.json",
+            headers={"If-None-Match": first.headers["etag"]},
+        )
+        assert not_modified.status_code == 304
+        assert channels.upstream.count(f"{FORGE}/noarch/repodata.json", "GET") == 1
+
+        zst = http.get("/conda/conda-forge/noarch/repodata.json.zst")
+        assert zst.status_code == 200
+        assert _unzstd(zst.content) == first.content
+        for _ in range(3):  # main has no .zst: a real 404, asked upstream once
+            missing = http.get("/conda/pkgs/main/noarch/repodata.json.zst")
+            assert missing.status_code == 404
+        assert channels.upstream.count(f"{MAIN}/noarch/repodata.json.zst") == 1
+        # noarch always answers; a ranged read of a cached index file too.
+        empty = http.get("/conda/pkgs/main/noarch/current_repodata.json")
+        assert empty.status_code == 200 and empty.json()["packages"] == {}
+        ranged = http.get("/conda/conda-forge/noarch/repodata.json", headers={"Range": "bytes=0-9"})
+        assert ranged.status_code == 206 and ranged.content == first.content[:10]
+        for bad in (
+            "/conda/nope/noarch/repodata.json",
+            "/conda/conda-forge/linux/repodata.json",
+            "/conda/conda-forge/noarch/../../x",
+            "/conda/conda-forge/noarch/evil.sh",
+        ):
+            assert http.get(bad).status_code == 404, bad
+
+
+def test_packages_are_served_only_if_listed_and_downloaded_once(channels: Channels) -> None:
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        unlisted = http.get(f"/conda/conda-forge/noarch/{HELLO.filename}")
+        assert unlisted.status_code == 404  # no repodata cached yet: nothing is listed
+        http.get("/conda/conda-forge/noarch/repodata.json").raise_for_status()
+        made_up = http.get("/conda/conda-forge/noarch/madeup-1.0-0.conda")
+        assert made_up.status_code == 404
+        asked = channels.upstream.count(lambda r: "madeup" in r.path or HELLO.filename in r.path)
+        assert asked == 0
+
+        url = f"/conda/conda-forge/noarch/{BIG.filename}"
+        with ThreadPoolExecutor(20) as pool:
+            bodies = list(pool.map(lambda _: httpx.get(base + url, timeout=30).content, range(20)))
+        assert {hashlib.sha256(b).hexdigest() for b in bodies} == {BIG.sha256}
+        assert channels.upstream.count(f"{FORGE}/noarch/{BIG.filename}", "GET") == 1
+        tail = http.get(url, headers={"Range": "bytes=-100"})
+        assert tail.status_code == 206 and tail.content == BIG.content[-100:]
+
+
+def test_a_corrupt_package_is_never_committed(channels: Channels) -> None:
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        http.get("/conda/conda-forge/noarch/repodata.json").raise_for_status()
+        channels.upstream.file_faults.corrupt = True
+        url = f"/conda/conda-forge/noarch/{BIG.filename}"
+        with pytest.raises(httpx.HTTPError):
+            response = http.get(url)
+            response.raise_for_status()
+            assert hashlib.sha256(response.content).hexdigest() == BIG.sha256
+        assert BIG.sha256 not in _blobs(channels.cache)
+        channels.upstream.file_faults.corrupt = False
+        wait_for(lambda: http.get(url).content == BIG.content, 15)
+        wait_for(lambda: BIG.sha256 in _blobs(channels.cache))
+
+
+def test_rattler_solves_and_installs_through_the_proxy_then_offline(
+    channels: Channels, tmp_path: Path
+) -> None:
+    settings = channels.settings()
+    with _proxy(settings) as base:
+        prefix = _install(base, tmp_path / "first", ["tool"])
+        assert (prefix / "share" / "hello" / "hello.txt").read_bytes() == b"hello 1.0\n"
+        assert (prefix / "share" / "world" / "hello.txt").exists()
+    asked = {r.path for r in channels.upstream.requests}
+    assert any("/shards/" in p for p in asked), "rattler read the sharded index"
+
+    channels.upstream.file_faults.status = 503  # every mirror down from now on
+    settings["cache"]["page_ttl"] = "0s"  # and every index file due for a refresh
+    settings["cache"]["stale_while_revalidate"] = "0s"
+    with _proxy(settings) as base:
+        prefix = _install(base, tmp_path / "offline", ["tool"])
+        assert (prefix / "share" / "tool" / "hello.txt").exists()
+
+
+def test_failover_between_two_mirrors(channels: Channels, tmp_path: Path) -> None:
+    down = FakeUpstream()
+    down.file_faults.status = 503
+    with down.running() as down_url:
+        settings = channels.settings(f"{down_url}/anaconda/", f"{channels.url}/anaconda/")
+        settings["mirrors"] = {"order": "configured"}
+        with _proxy(settings) as base:
+            prefix = _install(base, tmp_path / "env", ["hello"], channel="pkgs/main")
+            assert (prefix / "share" / "world" / "hello.txt").exists()
+        assert down.count("/anaconda/pkgs/main/") >= 1
+
+
+def test_base_url_is_made_relative_and_packages_come_from_it(channels: Channels) -> None:
+    data = json.loads((channels.folder / "linux-64" / "repodata.json").read_bytes())
+    data["info"]["base_url"] = f"{channels.url}/cdn/linux-64/"
+    body = json.dumps(data, indent=1).encode()
+    channels.upstream.add_blob(f"{FORGE}/linux-64/repodata.json", body)
+    channels.upstream.add_blob(f"/cdn/linux-64/{TOOL.filename}", TOOL.content)
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        served = http.get("/conda/conda-forge/linux-64/repodata.json").content
+        assert json.loads(served)["info"]["base_url"] == "./"
+        assert served == body.replace(f"{channels.url}/cdn/linux-64/".encode(), b"./")
+        assert http.get(f"/conda/conda-forge/linux-64/{TOOL.filename}").content == TOOL.content
+        assert channels.upstream.count(f"/cdn/linux-64/{TOOL.filename}") == 1
+
+        index = _unzstd(http.get("/conda/conda-forge/linux-64/repodata_shards.msgpack.zst").content)
+        info = msgpack.unpackb(index)["info"]
+        assert info["shards_base_url"] == "./shards/"
+
+
+def _install(base: str, root: Path, specs: list[str], channel: str = "conda-forge") -> Path:
+    prefix = root / "env"
+
+    async def run() -> None:
+        gateway = rattler.Gateway(cache_dir=root / "repodata-cache")
+        records = await rattler.solve(
+            [rattler.Channel(f"{base}/conda/{channel}")],
+            specs,
+            gateway=gateway,
+            platforms=["linux-64", "noarch"],
+        )
+        await rattler.install(records, prefix, cache_dir=root / "pkgs", show_progress=False)
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+    return prefix
+
+
+def _blobs(cache: Path) -> set[str]:
+    return {p.name for p in (cache / "files").rglob("*") if p.is_file()}
+
+
+def _unzstd(data: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
