@@ -34,11 +34,13 @@ class Served(TypedDict):
     base: str
     profiles: list[Profile]
     pinned: str | None
+    condarc: str  # for the conda channels it serves ("" for none)
 
 
 # Written in by the proxy as it serves this script: its base URL (for the host the request
-# named), its profiles, and the profile `/<index>/setup.py` is for (None: `/setup.py`).
-SERVED: Served = {"base": "http://127.0.0.1:3141", "profiles": [], "pinned": None}
+# named), its profiles, the profile `/<index>/setup.py` is for (None: `/setup.py`), and the
+# .condarc for its conda channels.
+SERVED: Served = {"base": "http://127.0.0.1:3141", "profiles": [], "pinned": None, "condarc": ""}
 
 BACKUP = ".bak-pypi-proxy"
 CREATED = "# Written by pypi-proxy's setup script: `--undo` removes this file."
@@ -81,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {warning}")
     if not args.dry_run:
         print(f"pip and uv now install from {url}")
+    if SERVED["condarc"]:
+        where = r"%USERPROFILE%\.condarc" if os.name == "nt" else "~/.condarc"
+        print(f"\nconda and mamba: put this in {where} (not written here):\n{SERVED['condarc']}")
     return 0
 
 

@@ -1,9 +1,11 @@
-"""`pypi-proxy client-config`: copy-paste setup for pip, uv, Poetry and PDM."""
+"""`pypi-proxy client-config`: copy-paste setup for pip, uv, Poetry and PDM, and for conda,
+mamba and pixi where the config serves conda channels."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from urllib.parse import urlsplit
 
 from ..core.client_setup import SYSTEMS, client_setup
 from .addresses import client_urls
@@ -20,10 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = load(args)
     url = args.url
-    if url is None:  # without a config to read when the URL is given
-        config = load(args)
+    if url is None:
         chosen = index(config, args.index)
         url = client_urls(config, f"/{chosen.name}/simple/" if args.index else "/simple/")[0]
-    print(client_setup(url, args.os), end="")
+    parts = urlsplit(url)
+    conda_url = f"{parts.scheme}://{parts.netloc}/conda"
+    channels = [c.name for c in config.conda_channels]
+    print(client_setup(url, args.os, conda_url, channels), end="")
     return 0

@@ -1,4 +1,5 @@
-"""Setup for the clients of an index: pip (Windows, Linux, macOS), uv, Poetry and PDM.
+"""Setup for the clients of an index: pip (Windows, Linux, macOS), uv, Poetry and PDM; and
+for the conda channels: conda, mamba and pixi.
 
 One list of snippets feeds both `pypi-proxy client-config` (as text) and the status page (as
 blocks with a copy button each), so the two never disagree.
@@ -6,6 +7,7 @@ blocks with a copy button each), so the two never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -90,10 +92,52 @@ def snippets(index_url: str) -> list[Snippet]:
     ]
 
 
-def client_setup(index_url: str, system: str) -> str:
-    """Copy-paste setup, as text, for every client on one operating system."""
+CONDARC_PATHS = {"windows": r"%USERPROFILE%\.condarc", "linux": "~/.condarc", "macos": "~/.condarc"}
+# conda's `defaults`, in the order conda lists them, where the proxy serves them (pkgs/free
+# left the defaults in conda 4.7).
+_DEFAULTS = ("pkgs/main", "pkgs/r", "pkgs/msys2")
+
+
+def condarc(conda_url: str, channels: Sequence[str]) -> str:
+    """The `.condarc` that sends conda and mamba to the proxy's channels at `conda_url`
+    (`http://host:port/conda`): `defaults` and every channel name through it."""
+    lines = ["channels:", "  - defaults", "show_channel_urls: true", f"channel_alias: {conda_url}"]
+    defaults = [c for c in _DEFAULTS if c in channels]
+    if defaults:
+        lines += ["default_channels:", *(f"  - {conda_url}/{c}" for c in defaults)]
+    custom = [c for c in channels if "/" not in c]
+    if custom:
+        lines += ["custom_channels:", *(f"  {c}: {conda_url}" for c in custom)]
+    return "\n".join(lines) + "\n"
+
+
+def conda_snippets(conda_url: str, channels: Sequence[str]) -> list[Snippet]:
+    """conda and mamba (`.condarc`), and pixi (its mirrors: the channels' usual hosts, sent
+    to the proxy), for the channels served."""
+    if not channels:
+        return []
+    rc = condarc(conda_url, channels)
+    pixi = (
+        "[mirrors]\n"
+        f'"https://conda.anaconda.org/" = ["{conda_url}/"]\n'
+        f'"https://repo.anaconda.com/pkgs/" = ["{conda_url}/pkgs/"]\n'
+    )
+    return [
+        Snippet(
+            "conda-windows", "conda, mamba", f"in {CONDARC_PATHS['windows']}", rc, ("windows",)
+        ),
+        Snippet("conda", "conda, mamba", "in ~/.condarc", rc, ("linux", "macos")),
+        Snippet("pixi", "pixi", "in ~/.pixi/config.toml", pixi),
+    ]
+
+
+def client_setup(
+    index_url: str, system: str, conda_url: str = "", channels: Sequence[str] = ()
+) -> str:
+    """Copy-paste setup, as text, for every client on one operating system (and conda's,
+    for the `channels` served at `conda_url`)."""
     blocks = []
-    for snippet in snippets(index_url):
+    for snippet in snippets(index_url) + conda_snippets(conda_url, channels):
         if system in snippet.systems:
             note = " (or as [[tool.uv.index]] in pyproject.toml)" if snippet.client == "uv" else ""
             blocks.append(f"{snippet.client}, {snippet.where}{note}:\n{snippet.text}")

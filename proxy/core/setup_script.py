@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .client_setup import condarc
 from .config import Config, Index
 from .pytorch_builds import TorchOffer, build_cuda
 
@@ -58,15 +60,21 @@ def profile_of(config: Config, index: Index, offer: TorchOffer | None) -> Script
 
 
 def setup_script(
-    template: str, host: str, profiles: list[ScriptProfile], pinned: str | None
+    template: str,
+    host: str,
+    profiles: list[ScriptProfile],
+    pinned: str | None,
+    conda_channels: Sequence[str] = (),
 ) -> str:
     """The script for clients that reached the proxy at `host` (checked by `valid_host`),
-    choosing among `profiles`, or set up for the `pinned` one."""
+    choosing among `profiles`, or set up for the `pinned` one; it shows the `.condarc` for
+    the conda channels served."""
     if not valid_host(host):
         raise ValueError(f"not a host: {host!r}")
     # The proxy serves plain http itself; a TLS front end names its own URL (client-config --url).
+    rc = condarc(f"http://{host}/conda", conda_channels) if conda_channels else ""
     served = {"base": f"http://{host}", "profiles": [p.as_data() for p in profiles],
-              "pinned": pinned}  # fmt: skip
+              "pinned": pinned, "condarc": rc}  # fmt: skip
     script, count = _SERVED_LINE.subn(lambda _: f"SERVED: Served = {served!r}", template, 1)
     if count != 1:
         raise ValueError("the setup script has no `SERVED: Served = ...` line to write into")

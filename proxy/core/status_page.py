@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from .client_setup import SYSTEMS, Snippet, snippets
+from .client_setup import SYSTEMS, Snippet, conda_snippets, snippets
 from .health import MirrorReport
 from .units import human_duration as duration
 from .units import human_size as size
@@ -54,6 +54,17 @@ class StoreFigures:
 
 
 @dataclass(frozen=True)
+class CondaFigures:
+    """The conda channels served, at `url` as this browser reaches it, and what of them the
+    cache knows."""
+
+    url: str  # http://host:port/conda
+    channels: tuple[str, ...]
+    listed: int  # packages the cached index files list
+    requests: dict[str, int]  # this process's requests for index files, shards, packages
+
+
+@dataclass(frozen=True)
 class Snapshot:
     version: str
     uptime: float
@@ -66,6 +77,7 @@ class Snapshot:
     hidden: dict[str, int] = field(default_factory=dict)  # policy key -> what it hid
     advisories: dict[str, int] = field(default_factory=dict)  # advisory path -> loaded
     store: StoreFigures | None = None
+    conda: CondaFigures | None = None
 
 
 def render_status(snap: Snapshot) -> str:
@@ -77,12 +89,14 @@ def render_status(snap: Snapshot) -> str:
         mirrors=_mirrors(snap.mirrors),
         cache=_cache(snap.cache, snap.traffic)
         + _store(snap.store)
+        + _conda(snap.conda)
         + _policy(snap.hidden, snap.advisories),
         downloads=_downloads(snap.downloads),
         setup="".join(
             _index_setup(name, url, torch, first=not i)
             for i, (name, url, torch) in enumerate(snap.indexes)
-        ),
+        )
+        + _conda_setup(snap.conda),
     )
 
 
@@ -151,6 +165,28 @@ def _store(store: StoreFigures | None) -> str:
 <dt>From the store</dt><dd>{store.hits:,} files</dd>
 <dt>Uploads</dt><dd>{store.pending:,} pending, {store.failures:,} failed so far</dd>
 </dl>"""
+
+
+def _conda(conda: CondaFigures | None) -> str:
+    if conda is None:
+        return ""
+    asked = " · ".join(f"{kind} {n:,}" for kind, n in conda.requests.items())
+    return f"""<dl id="conda">
+<dt>Conda channels</dt><dd>{len(conda.channels)}: {escape(", ".join(conda.channels))}</dd>
+<dt>Conda packages listed</dt><dd>{conda.listed:,}</dd>
+<dt>Conda requests</dt><dd>{asked}</dd>
+</dl>"""
+
+
+def _conda_setup(conda: CondaFigures | None) -> str:
+    if conda is None:
+        return ""
+    blocks = "".join(_snippet("conda", s) for s in conda_snippets(conda.url, conda.channels))
+    return (
+        '<details class="index" id="index-conda">'
+        f"<summary><strong>conda</strong> <code>{escape(conda.url)}/</code></summary>"
+        f"{blocks}</details>"
+    )
 
 
 def _policy(hidden: dict[str, int], advisories: dict[str, int]) -> str:

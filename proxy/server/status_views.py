@@ -22,6 +22,7 @@ from ..core.pytorch_builds import TorchOffer, offer_in, torch_groups
 from ..core.setup_script import profile_of, setup_script, valid_host
 from ..core.status_page import (
     CacheFigures,
+    CondaFigures,
     DownloadProgress,
     Snapshot,
     StoreFigures,
@@ -53,8 +54,17 @@ async def home(request: Request) -> Response:
         hidden=services.metrics.hidden(),
         advisories=services.advisories.counts(),
         store=_store_figures(services),
+        conda=await _conda_figures(services, base),
     )
     return HTMLResponse(render_status(snapshot), headers={"Cache-Control": "no-store"})
+
+
+async def _conda_figures(services: Services, base: str) -> CondaFigures | None:
+    if services.conda is None:
+        return None
+    listed = await anyio.to_thread.run_sync(services.conda.listing.listed)
+    channels = tuple(c.name for c in services.config.conda_channels)
+    return CondaFigures(f"{base}/conda", channels, listed, services.metrics.conda_counts())
 
 
 async def _index(services: Services, base: str, index: Index) -> tuple[str, str, str]:
@@ -86,7 +96,8 @@ async def setup(request: Request) -> Response:
         except ConfigError as exc:
             raise HTTPException(404, str(exc)) from None
     profiles = [profile_of(config, i, await _torch_offer(services, i)) for i in config.indexes]
-    script = setup_script(_SETUP_TEMPLATE, host, profiles, pinned)
+    channels = [c.name for c in config.conda_channels]
+    script = setup_script(_SETUP_TEMPLATE, host, profiles, pinned, channels)
     return Response(script, media_type="text/x-python", headers={"Cache-Control": "no-store"})
 
 

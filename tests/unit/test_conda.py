@@ -7,10 +7,13 @@ import json
 from typing import Any
 
 import pytest
+import tomllib
+import yaml
 
+from proxy.core.client_setup import conda_snippets, condarc
 from proxy.core.conda_channels import CondaPath, Kind, NotConda, conda_path
-from proxy.core.config import CondaChannel, ConfigError
-from proxy.core.config_yaml import parse_config
+from proxy.core.config import CondaChannel, ConfigError, default_config_path
+from proxy.core.config_yaml import load_config, parse_config
 from proxy.core.repodata import PackageRecord, record_of, relocated
 
 FORGE = CondaChannel("conda-forge", "anaconda", "cloud/conda-forge")
@@ -153,3 +156,35 @@ def test_relocated_is_the_same_whatever_the_chunks() -> None:
     for size in (1, 2, 3, 7, 16, 31, 64):
         chunks = [DOCUMENT[i : i + size] for i in range(0, len(DOCUMENT), size)]
         assert b"".join(relocated(chunks)) == whole, size
+
+
+def test_the_bundled_config_serves_tunas_anaconda_mirror_in_its_layout() -> None:
+    config = load_config(default_config_path())
+    channels = {c.name: c for c in config.conda_channels}
+    tuna = "https://mirrors.tuna.tsinghua.edu.cn/anaconda/"
+    assert config.upstream("anaconda").mirrors[0] == tuna
+    layout = {"pkgs/main": "pkgs/main/", "pkgs/free": "pkgs/free/",
+              "conda-forge": "cloud/conda-forge/", "pytorch": "cloud/pytorch/"}  # fmt: skip
+    for name, below in layout.items():
+        assert channels[name].url_on(tuna) == tuna + below
+    nvidia = channels["nvidia"]
+    assert not any("tuna" in m for m in config.upstream(nvidia.upstream).mirrors)
+
+
+def test_condarc_sends_defaults_and_every_channel_name_to_the_proxy() -> None:
+    text = condarc(
+        "http://10.0.0.5:3141/conda", ["pkgs/main", "pkgs/free", "conda-forge", "pkgs/r"]
+    )
+    assert yaml.safe_load(text) == {
+        "channels": ["defaults"],
+        "show_channel_urls": True,
+        "channel_alias": "http://10.0.0.5:3141/conda",
+        "default_channels": [
+            "http://10.0.0.5:3141/conda/pkgs/main",
+            "http://10.0.0.5:3141/conda/pkgs/r",
+        ],
+        "custom_channels": {"conda-forge": "http://10.0.0.5:3141/conda"},
+    }
+    assert [s.key for s in conda_snippets("http://h/conda", [])] == []
+    pixi = next(s for s in conda_snippets("http://h/conda", ["conda-forge"]) if s.key == "pixi")
+    assert tomllib.loads(pixi.text)["mirrors"]["https://conda.anaconda.org/"] == ["http://h/conda/"]

@@ -12,6 +12,7 @@ from support.gpu import fake_nvidia_smi
 
 from proxy.client import machine_setup as setup
 from proxy.client.machine_setup import Profile
+from proxy.core.client_setup import condarc
 from proxy.core.config_yaml import parse_config
 from proxy.core.pytorch_builds import build_cuda
 from proxy.core.setup_script import ScriptProfile, setup_script, valid_host
@@ -189,7 +190,7 @@ def test_the_served_script_is_the_same_program_with_the_request_s_host_written_i
 
     profiles = [ScriptProfile("cu121", (12, 1), "torch 2.5.1 (CUDA 12.1)", True),
                 ScriptProfile("cpu", None, None, False)]  # fmt: skip
-    script = setup_script(_SETUP_TEMPLATE, "10.0.0.5:3141", profiles, "cpu")
+    script = setup_script(_SETUP_TEMPLATE, "10.0.0.5:3141", profiles, "cpu", ["conda-forge"])
     namespace: dict[str, object] = {"__name__": "served"}
     exec(compile(script, "setup.py", "exec"), namespace)
     assert namespace["SERVED"] == {
@@ -199,7 +200,11 @@ def test_the_served_script_is_the_same_program_with_the_request_s_host_written_i
             {"name": "cpu", "cuda": None, "torch": None, "default": False},
         ],
         "pinned": "cpu",
+        "condarc": condarc("http://10.0.0.5:3141/conda", ["conda-forge"]),
     }
+    assert "custom_channels:\n  conda-forge: http://10.0.0.5:3141/conda\n" in str(
+        namespace["SERVED"]["condarc"]
+    )
     assert _without_data(script) == _without_data(_SETUP_TEMPLATE)
     with pytest.raises(ValueError, match="not a host"):
         setup_script(_SETUP_TEMPLATE, "x'; import os; '", profiles, None)
