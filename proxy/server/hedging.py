@@ -94,14 +94,19 @@ class Hedged(Generic[T]):
         if not newest.headers.is_set() and any(self._health.could_use(m) for m in self._waiting):
             waited = self._health.clock() - newest.started
             patience = max(self._health.hedge_delay(newest.mirror) - waited, 0.0)
-        headers = asyncio.ensure_future(newest.headers.wait())
         watched: list[asyncio.Future[Any]] = [a.task for a in self._running if a.task]
+        # The newest one's headers, until they are in: once they are, waiting on the event
+        # would return at once, over and over, while its body arrives.
+        headers = None if newest.headers.is_set() else asyncio.ensure_future(newest.headers.wait())
         try:
             done, _ = await asyncio.wait(
-                [*watched, headers], timeout=patience, return_when=asyncio.FIRST_COMPLETED
+                [*watched, *([headers] if headers else [])],
+                timeout=patience,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            headers.cancel()
+            if headers is not None:
+                headers.cancel()
         if not done:  # slow: the next mirror as well
             self._metrics.hedged(newest.mirror.url)
             self._start_next()

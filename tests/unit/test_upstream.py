@@ -19,7 +19,7 @@ from support.mock_net import file_response
 
 from proxy.core.config import Config
 from proxy.core.config_yaml import parse_config
-from proxy.core.health import State
+from proxy.core.health import MirrorHealth, State
 from proxy.core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
 from proxy.server.errors import NotFoundUpstream, UpstreamError
 from proxy.server.upstream import UpstreamClient
@@ -516,3 +516,33 @@ async def test_a_mirror_is_asked_for_a_few_pages_at_a_time_the_rest_wait_their_t
         pages = await asyncio.gather(*(up.project_page(cfg.upstreams[0], n) for n in names))
     assert all(p is not None for p in pages) and most == 3
     await up.aclose()
+
+
+async def test_waiting_for_a_body_after_its_headers_does_not_spin_the_event_loop() -> None:
+    """Once an answer's headers are in, the hedge waits on the attempt alone: its body may
+    take seconds (a big page, a conda repodata), and the event loop has other work."""
+    from proxy.server.hedging import Hedged, headers_arrived
+    from proxy.server.metrics import Metrics
+    from proxy.server.mirrors import Mirrors
+
+    config = parse_config({"upstreams": {"pypi": {"mirrors": ["http://a/", "http://b/"]}}})
+    mirrors = Mirrors(config, Metrics())
+
+    async def ask(mirror: MirrorHealth) -> str:
+        headers_arrived()
+        await asyncio.sleep(0.3)  # the body arriving
+        return mirror.url
+
+    hedged = Hedged(mirrors.of(config.upstreams[0]), ask, mirrors, Metrics())
+    rounds = 0
+    collect = hedged._collect
+
+    def counted() -> str | None:
+        nonlocal rounds
+        rounds += 1
+        return collect()
+
+    hedged._collect = counted  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        assert await hedged.answer("page") == "http://a/"
+    assert rounds <= 3
