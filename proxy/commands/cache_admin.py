@@ -20,6 +20,7 @@ from ..core.units import human_size as size
 from ..core.units import parse_duration, parse_size
 from ..server.blobs import BlobStore
 from ..server.bucket import Bucket
+from ..server.conda_listing import CondaListing
 from ..server.index_db import IndexDB
 from .arguments import load, value_type
 from .tables import table
@@ -90,7 +91,34 @@ def _stats(store: BlobStore, root: Path, top: int) -> int:
         for used_at, length, path in sorted(files, key=lambda f: -f[1])[:top]:
             rows.append((size(length), duration(now - used_at), names.get(path.name, path.name)))
         print("\n" + "\n".join(table(rows, right={0, 1})))
+    _conda_stats(root, {path.name: length for _, length, path in files})
     return 0
+
+
+def _conda_stats(root: Path, stored: dict[str, int]) -> None:
+    """The conda channels' share of the cache: index files, and the packages asked for that
+    are in the store, by channel."""
+    listing = _conda_listing(root)
+    if listing is None:
+        return
+    try:
+        listed, served = listing.listed(), listing.served_names()
+    finally:
+        listing.close()
+    documents = [p for p in (root / "conda" / "index").rglob("*") if p.is_file()
+                 and not p.name.endswith(".meta.json") and not p.name.startswith(".")]  # fmt: skip
+    documents_size = size(sum(p.stat().st_size for p in documents))
+    held: dict[str, list[int]] = {}
+    for sha256, (channel, _) in served.items():
+        if sha256 in stored:
+            held.setdefault(channel, []).append(stored[sha256])
+    in_store = sum(len(v) for v in held.values())
+    print(f"\nconda:     {len(documents):,} index files ({documents_size}), "
+          f"{listed:,} packages listed, {in_store:,} cached")  # fmt: skip
+    rows = [("channel", "packages", "size")]
+    rows += [(c, f"{len(v):,}", size(sum(v))) for c, v in sorted(held.items())]
+    if held:
+        print("\n".join(table(rows, right={1, 2})))
 
 
 def _verify(store: BlobStore, root: Path) -> int:
@@ -176,4 +204,16 @@ def _names(root: Path) -> dict[str, str]:
                 names[sha256] = by_url[url] + (".metadata" if lesson == "metadata" else "")
     finally:
         db.close()
+    listing = _conda_listing(root)
+    if listing is not None:
+        try:
+            served = listing.served_names()
+        finally:
+            listing.close()
+        names.update((sha256, f"conda:{c}/{name}") for sha256, (c, name) in served.items())
     return names
+
+
+def _conda_listing(root: Path) -> CondaListing | None:
+    path = root / "conda" / "listing.sqlite3"
+    return CondaListing(path) if path.exists() else None

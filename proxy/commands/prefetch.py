@@ -1,7 +1,8 @@
 """`pypi-proxy prefetch`: resolve requirements with pip for each target machine (every platform
 times every Python version given) through the running proxy, then download every file they
 need through it, so the proxy has them all cached. Exits 1, naming each failure, unless every
-target resolved and every file arrived with its sha256 verified.
+target resolved and every file arrived with its sha256 verified. Lock files (`--lock`) and conda
+environments (`--conda`) take the same way without pip.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from ..core.config import Config, ConfigError
 from .addresses import local_url
 from .arguments import load, value_type
+from .prefetch_conda import conda_environment, prefetch_conda, this_subdir
 from .prefetch_downloads import answers, download_all, proxy_client
 from .prefetch_locked import locked, prefetch_locked
 from .prefetch_plan import (
@@ -62,6 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a uv.lock, pylock.toml, poetry.lock or pdm.lock: its files, by hash, with no "
         "resolution (repeatable)",
     )
+    parser.add_argument(
+        "--conda",
+        type=Path,
+        metavar="ENVIRONMENT",
+        help="a conda environment.yml: solved through the proxy's conda channels with "
+        "py-rattler, its packages downloaded",
+    )
+    parser.add_argument(
+        "--subdir",
+        action="append",
+        default=[],
+        metavar="SUBDIR",
+        help="a conda subdir to solve --conda for, such as linux-64, win-64, osx-arm64 "
+        "(repeatable; default: this machine's)",
+    )
     parser.add_argument("--index", help="the index (profile) to resolve in (default: the default)")
     parser.add_argument(
         "--python-version",
@@ -99,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     pip_inputs += args.requirements
     wanted = targets(args.platform, args.python_version)
     try:
+        if args.conda:
+            subdirs = args.subdir or [this_subdir()]
+            env = conda_environment(config, args.conda, subdirs)
+            return asyncio.run(prefetch_conda(base, env, subdirs, args.jobs))
         if args.lock:
             pinned = locked(args.lock)
             return asyncio.run(prefetch_locked(base, index_url, pinned, args.jobs))
@@ -128,20 +149,29 @@ def _usage_problem(args: argparse.Namespace, config: Config) -> str | None:
         parts = urlsplit(args.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return f"--url: expected a base URL such as http://10.0.0.5:3141, got {args.url!r}"
-    if importlib.util.find_spec("pip") is None:
+    if not args.conda and importlib.util.find_spec("pip") is None:
         return f"needs pip in the Python that runs it ({sys.executable}): python -m ensurepip"
     return None
 
 
 def _inputs_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with what is to be prefetched, if anything."""
-    if not args.requirement and not args.requirements and not args.lock:
-        return "nothing to prefetch: give requirements files (-r FILE), requirements or --lock"
-    if args.lock and (args.requirement or args.requirements):
+    pip_inputs = args.requirement or args.requirements
+    if not pip_inputs and not args.lock and not args.conda:
+        return (
+            "nothing to prefetch: give requirements files (-r FILE), requirements, --lock "
+            "or --conda"
+        )
+    if args.lock and pip_inputs:
         return "--lock: give lock files alone (they pin everything already)"
+    if args.conda and (pip_inputs or args.lock):
+        return "--conda: give a conda environment alone"
+    if args.subdir and not args.conda:
+        return "--subdir: for --conda only (pip targets take --platform)"
     for option, path in [
         *(("--lock", p) for p in args.lock),
         *(("-r", p) for p in args.requirement),
+        *((("--conda", args.conda),) if args.conda else ()),
     ]:
         if not path.is_file():
             return f"{option} {path}: no such file"

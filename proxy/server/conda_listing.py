@@ -98,14 +98,14 @@ class CondaListing:
         with self._lock, self._db:
             self._db.execute("INSERT OR IGNORE INTO fetched VALUES (?, ?)", (sha256, channel))
 
-    def packages_fetched(self) -> dict[str, set[str]]:
-        """The sha256 of every package downloaded, by channel."""
+    def served_names(self) -> dict[str, tuple[str, str]]:
+        """The packages asked for, by sha256: their channel, and `<subdir>/<filename>`."""
         with self._lock:
-            rows = self._db.execute("SELECT channel, sha256 FROM fetched").fetchall()
-        result: dict[str, set[str]] = {}
-        for channel, sha256 in rows:
-            result.setdefault(channel, set()).add(sha256)
-        return result
+            rows = self._db.execute(
+                "SELECT f.sha256, f.channel, p.subdir || '/' || p.filename FROM fetched f"
+                " JOIN package p ON p.sha256 = f.sha256 AND p.channel = f.channel"
+            ).fetchall()
+        return {sha256: (channel, name) for sha256, channel, name in rows}
 
     def listed(self) -> int:
         with self._lock:

@@ -12,6 +12,12 @@ import yaml
 
 from proxy.core.client_setup import conda_snippets, condarc
 from proxy.core.conda_channels import CondaPath, Kind, NotConda, conda_path
+from proxy.core.conda_environment import (
+    BadEnvironment,
+    check_subdirs,
+    environment,
+    virtual_packages,
+)
 from proxy.core.config import CondaChannel, ConfigError, default_config_path
 from proxy.core.config_yaml import load_config, parse_config
 from proxy.core.repodata import PackageRecord, record_of, relocated
@@ -188,3 +194,49 @@ def test_condarc_sends_defaults_and_every_channel_name_to_the_proxy() -> None:
     assert [s.key for s in conda_snippets("http://h/conda", [])] == []
     pixi = next(s for s in conda_snippets("http://h/conda", ["conda-forge"]) if s.key == "pixi")
     assert tomllib.loads(pixi.text)["mirrors"]["https://conda.anaconda.org/"] == ["http://h/conda/"]
+
+
+SERVED = ["pkgs/main", "pkgs/r", "pkgs/msys2", "conda-forge", "pytorch"]
+
+
+def test_an_environment_s_channels_are_those_the_proxy_serves() -> None:
+    data = {
+        "channels": [
+            "https://conda.anaconda.org/pytorch",
+            "http://10.0.0.5:3141/conda/conda-forge/",
+            "defaults",
+            "pytorch",
+        ],
+        "dependencies": ["pytorch=2.5", "numpy >=1.26", {"pip": ["requests"]}],
+    }
+    env = environment(data, SERVED, ["linux-64"])
+    assert env.channels == ("pytorch", "conda-forge", "pkgs/main", "pkgs/r")
+    assert env.specs == ("pytorch=2.5", "numpy >=1.26")
+    assert env.skipped == ("pip: (not conda's)",)
+    windows = environment({"dependencies": ["x"]}, SERVED, ["linux-64", "win-64"])
+    assert windows.channels == ("pkgs/main", "pkgs/r", "pkgs/msys2")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "expected a mapping"),
+        ({"channels": "conda-forge", "dependencies": ["x"]}, "channels: expected a list"),
+        ({"channels": ["bioconda"], "dependencies": ["x"]}, "channels: 'bioconda' is not served"),
+        ({"channels": ["conda-forge"]}, "dependencies: expected a list"),
+        ({"dependencies": [{"pip": ["x"]}]}, "dependencies: no conda package specs"),
+    ],
+)
+def test_an_environment_that_cannot_be_prefetched_says_why(data: Any, message: str) -> None:
+    with pytest.raises(BadEnvironment, match=message):
+        environment(data, SERVED, ["linux-64"])
+
+
+def test_subdirs_and_their_virtual_packages() -> None:
+    check_subdirs(["linux-64", "osx-arm64", "win-64"])
+    for bad in ("noarch", "linux", "../x"):
+        with pytest.raises(BadEnvironment, match="--subdir"):
+            check_subdirs([bad])
+    assert ("__glibc", "2.28") in virtual_packages("linux-aarch64")
+    assert [name for name, _ in virtual_packages("osx-arm64")] == ["__unix", "__osx"]
+    assert ("__win", "0") in virtual_packages("win-64")
