@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core.conda_channels import CondaPath, Kind, NotConda, conda_path
+from ..core.model import FileOrigin
 from .conda import CondaChannels
 from .files import serve_file
+from .fill import VERIFIED_FIRST, FillFailed
 from .responses import BlobResponse, cached_response
 from .services import Services, services_of
 from .views import etag_matches
@@ -40,6 +44,8 @@ async def conda(request: Request) -> Response:
         raise HTTPException(404, f"{file.name}: not listed by the cached index of {file.subdir}")
     if origin.link.sha256:
         channels.listing.served(origin.link.sha256, file.channel.name)
+    if origin.link.size is not None and origin.link.size <= VERIFIED_FIRST:
+        return cached_response(services.config, await _whole(services, origin))
     return await serve_file(request, services, origin)
 
 
@@ -64,8 +70,22 @@ async def _shard(services: Services, channels: CondaChannels, file: CondaPath) -
     origin = channels.shard(file)
     if origin is None:
         raise HTTPException(404, f"{file.name}: not named by the cached shard index")
-    path = services.store.use(file.shard_sha256)
-    if path is None:
-        path = await services.filler.start(origin).wait()
+    path = await _whole(services, origin)
     await channels.read_shard(file, path)
     return cached_response(services.config, path)
+
+
+async def _whole(services: Services, origin: FileOrigin) -> Path:
+    """A small file, verified before a byte of it is sent (as `Fill.readable` holds it back
+    anyway); one that does not verify is fetched once more, from the next source first, before
+    the client is answered: conda clients give up on a 503 where pip would ask again."""
+    for attempt in range(2):
+        path = services.store.use(services.db.sha256_of(origin.link))
+        if path is not None:
+            return path
+        try:
+            return await services.filler.start(origin).wait()
+        except FillFailed:
+            if attempt:
+                raise
+    raise AssertionError("unreachable")

@@ -84,13 +84,17 @@ class CacheFiller:
         """The download of this file: the one under way, or a new one."""
         key = origin.link.key
         fill = self._active.get(key)
-        if fill is None:
+        if fill is None or fill.error is not None:  # one that failed may not be gone yet
             fill = self._active[key] = Fill(origin.link.filename, key, self._store.part(key))
             task = asyncio.create_task(self._run(fill, origin), name=f"fill {fill.filename}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            task.add_done_callback(lambda _: self._active.pop(key, None))
+            task.add_done_callback(lambda _: self._ended(fill))
         return fill
+
+    def _ended(self, fill: Fill) -> None:
+        if self._active.get(fill.key) is fill:
+            del self._active[fill.key]
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
