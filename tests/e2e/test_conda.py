@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ import httpx
 import msgpack  # type: ignore[import-untyped]
 import pytest
 import rattler
+import yaml
 import zstandard
 from support.conda import CondaPackage, build_channel, make_package, publish
 from support.servers import serve
@@ -198,12 +202,17 @@ def test_base_url_is_made_relative_and_packages_come_from_it(channels: Channels)
 
 
 def _install(base: str, root: Path, specs: list[str], channel: str = "conda-forge") -> Path:
+    return _install_from(f"{base}/conda/{channel}", root, specs)
+
+
+def _install_from(channel: str, root: Path, specs: list[str]) -> Path:
+    """Solve `specs` from the channel at this URL with rattler, and install them."""
     prefix = root / "env"
 
     async def run() -> None:
         gateway = rattler.Gateway(cache_dir=root / "repodata-cache")
         records = await rattler.solve(
-            [rattler.Channel(f"{base}/conda/{channel}")],
+            [rattler.Channel(channel)],
             specs,
             gateway=gateway,
             platforms=["linux-64", "noarch"],
@@ -220,3 +229,119 @@ def _blobs(cache: Path) -> set[str]:
 
 def _unzstd(data: bytes) -> bytes:
     return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+
+def test_stale_copies_are_revalidated_with_the_upstreams_validators(channels: Channels) -> None:
+    settings = channels.settings()
+    settings["cache"].update(page_ttl="0s", stale_while_revalidate="0s")
+    path = f"{FORGE}/noarch/repodata.json"
+    with _proxy(settings) as base, httpx.Client(base_url=base, timeout=10) as http:
+        first = http.get("/conda/conda-forge/noarch/repodata.json")
+        second = http.get("/conda/conda-forge/noarch/repodata.json")
+        assert first.content == second.content and second.headers["x-cache"] == "MISS"
+    asked = [r for r in channels.upstream.requests if r.path == path]
+    assert [r.status for r in asked] == [200, 304]
+    assert asked[1].headers["if-none-match"] == f'"{hashlib.sha256(first.content).hexdigest()}"'
+
+
+def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(channels: Channels) -> None:
+    settings = channels.settings()
+    settings["cache"].update(page_ttl="0s", stale_while_revalidate="1d")
+    path = f"{FORGE}/noarch/repodata.json"
+    with _proxy(settings) as base, httpx.Client(base_url=base, timeout=10) as http:
+        http.get("/conda/conda-forge/noarch/repodata.json").raise_for_status()
+        channels.upstream.file_faults.delay = 2  # a refresh now takes a while
+        stale = http.get("/conda/conda-forge/noarch/repodata.json")
+        assert stale.headers["x-cache"] == "STALE"
+        assert stale.elapsed.total_seconds() < 1.5
+        wait_for(lambda: channels.upstream.count(path) == 2)
+
+
+@pytest.mark.parametrize("fault", ["hang", "cut", "corrupt", "503"])
+def test_a_failing_mirror_is_passed_over_for_index_files_and_packages(
+    channels: Channels, tmp_path: Path, fault: str
+) -> None:
+    bad = FakeUpstream()
+    publish(bad, FORGE, channels.folder)
+    faults = bad.file_faults
+    if fault == "hang":
+        faults.hang = True
+    elif fault == "cut":
+        faults.cut_after = 100
+    elif fault == "corrupt":  # its packages and shards (index files name no hash to check)
+        for path in channels.folder.rglob("*"):
+            if path.suffix in (".conda", ".bz2") or path.parent.name == "shards":
+                flipped = bytearray(path.read_bytes())
+                flipped[len(flipped) // 2] ^= 0xFF
+                bad.add_blob(
+                    f"{FORGE}/{path.relative_to(channels.folder).as_posix()}", bytes(flipped)
+                )
+    else:
+        faults.status = 503
+    with bad.running() as bad_url:
+        settings = channels.settings(f"{bad_url}/anaconda/", f"{channels.url}/anaconda/")
+        settings["mirrors"] = {"order": "configured"}
+        settings["timeouts"].update(hedge_min="200ms", hedge_max="500ms")
+        with _proxy(settings) as base:
+            prefix = _install(base, tmp_path / "env", ["tool"])
+            assert (prefix / "share" / "tool" / "hello.txt").exists()
+            # rattler read shards: BIG is listed once the whole repodata is (through a hang too)
+            httpx.get(f"{base}/conda/conda-forge/noarch/repodata.json", timeout=30)
+            got = httpx.get(f"{base}/conda/conda-forge/noarch/{BIG.filename}", timeout=30)
+            assert got.status_code == 200, got.text
+            assert hashlib.sha256(got.content).hexdigest() == BIG.sha256
+        assert bad.count("/anaconda/cloud/conda-forge/") >= 1
+    assert {HELLO.sha256, WORLD.sha256, TOOL.sha256, BIG.sha256} <= _blobs(channels.cache)
+
+
+def test_a_package_listed_with_an_md5_alone_is_checked_against_it(channels: Channels) -> None:
+    data = json.loads((channels.folder / "noarch" / "repodata.json").read_bytes())
+    del data["packages"][WORLD.filename]["sha256"]
+    channels.upstream.add_blob(f"{MAIN}/noarch/repodata.json", json.dumps(data).encode())
+    url = f"/conda/pkgs/main/noarch/{WORLD.filename}"
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        http.get("/conda/pkgs/main/noarch/repodata.json").raise_for_status()
+        channels.upstream.file_faults.corrupt = True
+        assert http.get(url).status_code == 503  # small: verified before a byte is sent
+        assert WORLD.sha256 not in _blobs(channels.cache)
+        channels.upstream.file_faults.corrupt = False
+        wait_for(lambda: http.get(url).content == WORLD.content, 15)
+    wait_for(lambda: WORLD.sha256 in _blobs(channels.cache))
+
+
+def test_the_printed_condarc_and_prefetch_conda_work_through_the_proxy(
+    channels: Channels, tmp_path: Path
+) -> None:
+    settings = channels.settings()
+    config = tmp_path / "proxy.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    with _proxy(settings) as base:
+        printed = _cli("client-config", "--config", config, "--url", f"{base}/simple/").stdout
+        condarc = yaml.safe_load(printed.split("in ~/.condarc:\n")[1].split("\n\n")[0])
+        assert condarc["default_channels"] == [f"{base}/conda/pkgs/main"]
+        forge = f"{condarc['custom_channels']['conda-forge']}/conda-forge"
+        prefix = _install_from(forge, tmp_path / "condarc", ["tool"])
+        assert (prefix / "share" / "tool" / "hello.txt").exists()
+        home = httpx.get(base + "/", timeout=10).text  # for the LAN: its address, not loopback
+        port = base.rsplit(":", 1)[1]
+        assert re.search(rf"channel_alias: http://[0-9.]+:{port}/conda\n", home), home
+
+    environment = tmp_path / "environment.yml"
+    environment.write_text("channels: [conda-forge]\ndependencies:\n  - tool\n  - pip:\n    - x\n")
+    cache = tmp_path / "prefetched"
+    settings["cache"]["dir"] = str(cache)
+    with _proxy(settings) as base:
+        done = _cli("prefetch", "--config", config, "--url", base, "--conda", environment,
+                    "--subdir", "linux-64")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "3 conda packages through the proxy, 0 failures" in done.stdout
+        assert {HELLO.sha256, WORLD.sha256, TOOL.sha256} <= _blobs(cache)
+        wrong = _cli("prefetch", "--config", config, "--url", base, "--conda", config)
+        assert wrong.returncode == 2 and "dependencies: expected a list" in wrong.stderr
+    stats = _cli("cache", "--config", config, "stats").stdout
+    assert "3 cached" in stats and "conda:conda-forge/linux-64/" + TOOL.filename in stats
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "proxy.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.conda import make_package
 from support.process import proxy_process, rss_bytes
+from support.upstream import FakeUpstream
 from support.wheels import make_wheel
 from support.world import World
 
@@ -74,3 +77,50 @@ def test_many_clients_on_large_files_keep_memory_flat(world: World, tmp_path: Pa
           f"while downloading {growth_arriving / MIB:.1f} MiB")  # fmt: skip
     assert growth_cached < BOUND
     assert growth_arriving < BOUND
+
+
+@LINUX
+def test_a_100_mb_repodata_passes_through_with_flat_memory(tmp_path: Path) -> None:
+    package = make_package("realpkg", "1.0")
+    records = {
+        f"filler{i}-1.0-h{i:06d}_0.conda": {
+            "build": f"h{i:06d}_0", "build_number": 0, "depends": ["python >=3.9", "numpy"],
+            "license": "BSD-3-Clause", "md5": f"{i:032x}", "name": f"filler{i}",
+            "sha256": f"{i:064x}", "size": 12345 + i, "subdir": "linux-64",
+            "timestamp": 1_700_000_000_000, "version": "1.0",
+        }
+        for i in range(320_000)
+    }  # fmt: skip
+    records[package.filename] = {"sha256": package.sha256, "size": len(package.content),
+                                 "name": "realpkg", "version": "1.0", "build": "0"}  # fmt: skip
+    document = json.dumps({"info": {"subdir": "linux-64"}, "packages": {},
+                           "packages.conda": records, "repodata_version": 1}).encode()  # fmt: skip
+    del records
+    assert len(document) > 100 * 10**6
+    upstream = FakeUpstream()
+    upstream.add_blob("/anaconda/pkgs/main/linux-64/repodata.json", document)
+    upstream.add_blob(f"/anaconda/pkgs/main/linux-64/{package.filename}", package.content)
+    with upstream.running() as url:
+        config = {
+            "upstreams": {"pypi": {"mirrors": [f"{url}/simple/"]}},
+            "conda": {"upstreams": {"anaconda": {"mirrors": [f"{url}/anaconda/"]}},
+                      "channels": {"pkgs/main": "anaconda/pkgs/main"}},
+        }  # fmt: skip
+        with proxy_process(config, tmp_path, cache_dir=tmp_path / "cache") as (process, base):
+            got: dict[str, str] = {}
+
+            def fetch() -> None:
+                digest = hashlib.sha256()
+                with httpx.stream("GET", f"{base}/conda/pkgs/main/linux-64/repodata.json",
+                                  timeout=120) as response:  # fmt: skip
+                    for chunk in response.iter_bytes(chunk_size=MIB):
+                        digest.update(chunk)
+                got["repodata"] = digest.hexdigest()
+                listed = httpx.get(f"{base}/conda/pkgs/main/linux-64/{package.filename}")
+                got["package"] = hashlib.sha256(listed.content).hexdigest()
+
+            growth = _peak_growth(process.pid, threading.Thread(target=fetch))
+    assert got == {"repodata": hashlib.sha256(document).hexdigest(), "package": package.sha256}
+    print(f"\nRSS growth, a {len(document) / MIB:.0f} MiB repodata.json passed through, read "
+          f"into the listing and served: {growth / MIB:.1f} MiB")  # fmt: skip
+    assert growth < BOUND
