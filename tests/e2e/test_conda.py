@@ -345,3 +345,26 @@ def test_the_printed_condarc_and_prefetch_conda_work_through_the_proxy(
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "proxy.cli", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_remembered_404s_and_copies_answer_offline_and_are_counted(channels: Channels) -> None:
+    settings = channels.settings()
+    settings["cache"].update(page_ttl="0s", stale_while_revalidate="0s")
+    probes = ["/conda/pkgs/main/linux-64/repodata.json.zst",
+              "/conda/pkgs/main/linux-64/repodata_shards.msgpack.zst"]  # fmt: skip
+    with _proxy(settings) as base, httpx.Client(base_url=base, timeout=10) as http:
+        assert [http.get(p).status_code for p in probes] == [404, 404]
+        copy = http.get("/conda/pkgs/main/noarch/repodata.json")
+        channels.upstream.file_faults.status = 503  # every mirror down, every entry due
+        assert [http.get(p).status_code for p in probes] == [404, 404]
+        stale = http.get("/conda/pkgs/main/noarch/repodata.json")
+        assert stale.headers["x-cache"] == "STALE" and stale.content == copy.content
+        never = http.get("/conda/pkgs/main/osx-64/repodata.json")
+        assert never.status_code == 503 and "retry-after" in never.headers
+        metrics = http.get("/metrics").text
+        assert 'pypi_proxy_conda_requests_total{kind="index"} 7.0' in metrics
+        assert 'pypi_proxy_cache_results_total{kind="conda",result="STALE"} 3.0' in metrics
+        home = http.get("/").text
+        assert "Conda packages listed</dt><dd>2</dd>" in home
+        health = http.get("/-/health").json()
+        assert any("anaconda" in problem for problem in health["problems"]), health
