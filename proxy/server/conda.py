@@ -15,14 +15,15 @@ from ..core.repodata import PackageRecord
 from .conda_files import read_shard
 from .conda_index import CondaIndex
 from .conda_listing import CondaListing
+from .locks import FileLocks
 from .upstream import UpstreamClient
 
 
 class CondaChannels:
-    def __init__(self, config: Config, client: UpstreamClient) -> None:
+    def __init__(self, config: Config, client: UpstreamClient, locks: FileLocks) -> None:
         self._config = config
         self.listing = CondaListing(config.cache_dir / "conda" / "listing.sqlite3")
-        self.index = CondaIndex(config, client, self.listing)
+        self.index = CondaIndex(config, client, self.listing, locks)
 
     async def aclose(self) -> None:
         await self.index.aclose()

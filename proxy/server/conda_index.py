@@ -6,12 +6,16 @@ with every mirror failing, served for `stale_if_error` rather than not at all.
 An answer that a format does not exist (the 404 of a `.zst` TUNA lacks) is kept the same way:
 clients probe for it on every channel and subdir, and must get that 404 offline too. Each file
 is `conda/index/<channel>/<subdir>/<file>` in the cache, with what is known of it in a JSON
-file beside it; both are replaced by a rename, so a reader never sees half of either.
+file beside it; both are replaced by a rename, so a reader never sees half of either. One
+fetch at a time per file, in this process (single flight) and across the worker processes
+(a lock: one fetches, the others wait for what it brings).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +34,9 @@ from ..core.model import CacheResult
 from .conda_files import Prepared, prepare
 from .conda_listing import CondaListing
 from .errors import UpstreamError
+from .filler import FOLLOW_INTERVAL
 from .flight import SingleFlight
+from .locks import FileLocks
 from .upstream import UpstreamClient
 
 log = logging.getLogger("pypi_proxy.conda")
@@ -64,6 +70,7 @@ class CondaIndex:
         config: Config,
         client: UpstreamClient,
         listing: CondaListing,
+        locks: FileLocks,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
@@ -72,6 +79,7 @@ class CondaIndex:
         self._clock = clock
         self.root = config.cache_dir / "conda" / "index"
         self._flights: SingleFlight[Known] = SingleFlight()
+        self._locks = locks
 
     async def aclose(self) -> None:
         await self._flights.aclose()
@@ -123,6 +131,20 @@ class CondaIndex:
         return None
 
     async def _fetch(self, file: CondaPath, known: Known | None) -> Known:
+        """What is known of the file once the mirrors were asked: by this process, or by
+        another that was asking them meanwhile."""
+        key = hashlib.sha256(file.name.encode()).hexdigest()
+        while not self._locks.acquire(key):
+            await asyncio.sleep(FOLLOW_INTERVAL)
+        try:
+            now = await anyio.to_thread.run_sync(self.known, file)
+            if now is not None and (known is None or now.fetched > known.fetched):
+                return now  # another process fetched it while this one waited
+            return await self._ask(file, known)
+        finally:
+            self._locks.release(key)
+
+    async def _ask(self, file: CondaPath, known: Known | None) -> Known:
         """Ask the channel's mirrors; what is known of the file now."""
         path = self.path(file)
         await anyio.to_thread.run_sync(partial(path.parent.mkdir, parents=True, exist_ok=True))

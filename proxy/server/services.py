@@ -89,7 +89,9 @@ async def open_services(
             db.taught = sharing.learned
             sharing.start()
         pages = _closed(stack, PageCache(config, db, client))
-        conda = _closed(stack, CondaChannels(config, client)) if config.conda_channels else None
+        conda = None
+        if config.conda_channels:
+            conda = _closed(stack, CondaChannels(config, client, locks))
         filler = _closed(
             stack,
             CacheFiller(

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import rattler
 import yaml
 import zstandard
 from support.conda import CondaPackage, build_channel, make_package, publish
+from support.process import proxy_process
 from support.servers import serve
 from support.upstream import FakeUpstream
 from support.waiting import wait_for
@@ -368,3 +370,20 @@ def test_remembered_404s_and_copies_answer_offline_and_are_counted(channels: Cha
         assert "Conda packages listed</dt><dd>2</dd>" in home
         health = http.get("/-/health").json()
         assert any("anaconda" in problem for problem in health["problems"]), health
+
+
+def test_two_workers_fetch_an_index_file_and_a_package_once(
+    channels: Channels, tmp_path: Path
+) -> None:
+    channels.upstream.file_faults.delay = 0.5  # every client asks while the first fetch runs
+    with proxy_process(channels.settings(), tmp_path, "--workers", "2") as (_, base):
+        pids = {httpx.get(f"{base}/-/health").json()["pid"] for _ in range(40)}
+        assert len(pids) == 2, "both workers answer"
+        for url in ("/conda/conda-forge/noarch/repodata.json",
+                    f"/conda/conda-forge/noarch/{BIG.filename}"):  # fmt: skip
+            with ThreadPoolExecutor(20) as pool:
+                bodies = list(pool.map(partial(httpx.get, timeout=30), [base + url] * 20))
+            assert {b.status_code for b in bodies} == {200}
+            assert len({b.content for b in bodies}) == 1
+    assert channels.upstream.count(f"{FORGE}/noarch/repodata.json", "GET") == 1
+    assert channels.upstream.count(f"{FORGE}/noarch/{BIG.filename}", "GET") == 1
