@@ -112,8 +112,12 @@ class Metrics:
 
     def conda_counts(self) -> dict[str, int]:
         """Requests for conda channels' files so far, by kind."""
-        return {k: _total(self._conda, lambda labels, k=k: labels["kind"] == k)  # type: ignore[misc]
-                for k in ("index", "shard", "package")}  # fmt: skip
+        counts = dict.fromkeys(("index", "shard", "package"), 0)
+        for family in self._conda.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["kind"]] = int(sample.value)
+        return counts
 
     def store_hit(self) -> None:
         self._store_hits.inc()
