@@ -51,7 +51,7 @@ def prepare(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
         if filename == "repodata_shards.msgpack.zst":
             return _shard_index(raw, limit)
         return _repodata(filename, raw, limit, listed)
-    except (ijson.JSONError, ValueError, zstandard.ZstdError, OSError, EOFError) as exc:
+    except (ijson.JSONError, ValueError, TypeError, zstandard.ZstdError, OSError, EOFError) as exc:
         if isinstance(exc, BadIndexFile):
             raise
         raise BadIndexFile(f"{filename}: {type(exc).__name__}: {exc}") from None
@@ -62,22 +62,23 @@ def read_shard(path: Path, limit: int) -> list[PackageRecord]:
     try:
         with open(path, "rb") as f, _decompressed(f, "x.zst", limit) as data:
             shard = msgpack.unpackb(data.read(), raw=False, strict_map_key=False)
-    except (ValueError, zstandard.ZstdError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, zstandard.ZstdError, msgpack.UnpackException) as exc:
         raise BadIndexFile(f"shard: {type(exc).__name__}: {exc}") from None
     return list(_shard_records(shard))
 
 
 def _repodata(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
-    info: dict[str, Any] = {}
     with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
-        found: Any = next(ijson.items(data, "info"), {})
-        if isinstance(found, dict):
-            info = found
+        found: Any = next(ijson.items(data, "info"), None)
+    info: dict[str, Any] = found if isinstance(found, dict) else {}
+    records = 0
     for section in _SECTIONS:  # a pass each: a record at a time, whatever the order
         with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
-            pairs = ijson.kvitems(data, section)
-            listed(r for name, fields in pairs if isinstance(fields, dict)
-                   if (r := record_of(name, fields)) is not None)  # fmt: skip
+            for batch in _batches(ijson.kvitems(data, section)):
+                listed(batch)
+                records += len(batch)
+    if found is None and not records:  # an error document that came with a 200
+        raise BadIndexFile(f"{filename}: neither info nor packages in it")
     prepared = Prepared(raw, _text(info.get("base_url")), _text(info.get("shards_base_url")))
     if not any(key in info for key in LOCATIONS):
         return prepared  # byte for byte
@@ -91,6 +92,19 @@ def _repodata(filename: str, raw: Path, limit: int, listed: Records) -> Prepared
         for chunk in relocated(iter(lambda: data.read(CHUNK), b"")):
             sink.write(chunk)
     return Prepared(served, prepared.base_url, prepared.shards_base_url)
+
+
+def _batches(pairs: Iterable[tuple[Any, Any]], size: int = 10_000) -> Iterator[list[PackageRecord]]:
+    """The package records among a section's (filename, fields) pairs, some at a time."""
+    batch: list[PackageRecord] = []
+    for name, fields in pairs:
+        if isinstance(fields, dict) and (record := record_of(name, fields)) is not None:
+            batch.append(record)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def _shard_index(raw: Path, limit: int) -> Prepared:

@@ -9,7 +9,6 @@ longer lists keeps its hash, which is still what its bytes must match.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -17,7 +16,6 @@ from pathlib import Path
 
 from ..core.repodata import PackageRecord
 
-_BATCH = 10_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS package (
     channel TEXT, subdir TEXT, filename TEXT, sha256 TEXT, md5 TEXT, size INTEGER,
@@ -44,15 +42,11 @@ class CondaListing:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, channel: str, subdir: str, records: Iterable[PackageRecord]) -> int:
-        """List these records (in a worker thread: there may be many); how many."""
+    def add(self, channel: str, subdir: str, records: Iterable[PackageRecord]) -> None:
+        """List these records (in a worker thread: there may be many), in one transaction."""
         rows = ((channel, subdir, r.filename, r.sha256, r.md5, r.size) for r in records)
-        count = 0
-        while batch := list(itertools.islice(rows, _BATCH)):
-            with self._lock, self._db:
-                self._db.executemany("INSERT OR REPLACE INTO package VALUES (?,?,?,?,?,?)", batch)
-            count += len(batch)
-        return count
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO package VALUES (?,?,?,?,?,?)", rows)
 
     def find(self, channel: str, subdir: str, filename: str) -> PackageRecord | None:
         with self._lock:
@@ -66,10 +60,9 @@ class CondaListing:
     def add_shards(self, channel: str, subdir: str, shards: Iterable[str]) -> None:
         """The shards a subdir's shard index names (their sha256)."""
         rows = ((channel, subdir, sha256) for sha256 in shards)
-        while batch := list(itertools.islice(rows, _BATCH)):
-            with self._lock, self._db:
-                self._db.executemany("INSERT OR IGNORE INTO shard (channel, subdir, sha256)"
-                                     " VALUES (?,?,?)", batch)  # fmt: skip
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR IGNORE INTO shard (channel, subdir, sha256)"
+                                 " VALUES (?,?,?)", rows)  # fmt: skip
 
     def shard(self, channel: str, subdir: str, sha256: str) -> bool | None:
         """Whether the packages of a shard the subdir's index names are listed already;
