@@ -4,6 +4,7 @@ against the hashes the index files give (`conda_listing`)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import anyio
@@ -12,11 +13,13 @@ from ..core.conda_channels import CondaPath
 from ..core.config import Config
 from ..core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
 from ..core.repodata import PackageRecord
-from .conda_files import read_shard
+from .conda_files import BadIndexFile, read_shard
 from .conda_index import CondaIndex
 from .conda_listing import CondaListing
 from .locks import FileLocks
 from .upstream import UpstreamClient
+
+log = logging.getLogger("pypi_proxy.conda")
 
 
 class CondaChannels:
@@ -53,7 +56,11 @@ class CondaChannels:
         if self.listing.shard(channel, subdir, sha256):
             return
         limit = self._config.limits.repodata_size
-        records = await anyio.to_thread.run_sync(read_shard, path, limit)
+        try:
+            records = await anyio.to_thread.run_sync(read_shard, path, limit)
+        except BadIndexFile as exc:  # its bytes are those named: the index named a bad one
+            log.warning("%s: %s", file.name, exc)
+            return
         await anyio.to_thread.run_sync(self.listing.add_shard, channel, subdir, sha256, records)
 
     def _origin(self, file: CondaPath, record: PackageRecord, base: str | None) -> FileOrigin:

@@ -79,13 +79,12 @@ async def _whole(services: Services, origin: FileOrigin) -> Path:
     """A small file, verified before a byte of it is sent (as `Fill.readable` holds it back
     anyway); one that does not verify is fetched once more, from the next source first, before
     the client is answered: conda clients give up on a 503 where pip would ask again."""
-    for attempt in range(2):
-        path = services.store.use(services.db.sha256_of(origin.link))
-        if path is not None:
-            return path
-        try:
-            return await services.filler.start(origin).wait()
-        except FillFailed:
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return await _stored(services, origin)
+    except FillFailed:
+        return await _stored(services, origin)
+
+
+async def _stored(services: Services, origin: FileOrigin) -> Path:
+    path = services.store.use(services.db.sha256_of(origin.link))
+    return path or await services.filler.start(origin).wait()
