@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.conda import make_package
+from support.conda import big_repodata, make_package
 from support.process import proxy_process, rss_bytes
 from support.upstream import FakeUpstream
 from support.wheels import make_wheel
@@ -82,20 +81,7 @@ def test_many_clients_on_large_files_keep_memory_flat(world: World, tmp_path: Pa
 @LINUX
 def test_a_100_mb_repodata_passes_through_with_flat_memory(tmp_path: Path) -> None:
     package = make_package("realpkg", "1.0")
-    records = {
-        f"filler{i}-1.0-h{i:06d}_0.conda": {
-            "build": f"h{i:06d}_0", "build_number": 0, "depends": ["python >=3.9", "numpy"],
-            "license": "BSD-3-Clause", "md5": f"{i:032x}", "name": f"filler{i}",
-            "sha256": f"{i:064x}", "size": 12345 + i, "subdir": "linux-64",
-            "timestamp": 1_700_000_000_000, "version": "1.0",
-        }
-        for i in range(320_000)
-    }  # fmt: skip
-    records[package.filename] = {"sha256": package.sha256, "size": len(package.content),
-                                 "name": "realpkg", "version": "1.0", "build": "0"}  # fmt: skip
-    document = json.dumps({"info": {"subdir": "linux-64"}, "packages": {},
-                           "packages.conda": records, "repodata_version": 1}).encode()  # fmt: skip
-    del records
+    document = big_repodata(320_000, package)
     assert len(document) > 100 * 10**6
     upstream = FakeUpstream()
     upstream.add_blob("/anaconda/pkgs/main/linux-64/repodata.json", document)

@@ -119,3 +119,24 @@ def publish(upstream: FakeUpstream, prefix: str, channel: Path) -> None:
     """Serve every file of the channel folder at `<prefix>/<subdir>/<file>`."""
     for path in sorted(p for p in channel.rglob("*") if p.is_file() and ".tmp" not in p.parts):
         upstream.add_blob(f"{prefix}/{path.relative_to(channel).as_posix()}", path.read_bytes())
+
+
+def big_repodata(count: int, *packages: CondaPackage, subdir: str = "linux-64") -> bytes:
+    """A repodata.json listing `count` made-up packages (about 360 bytes each, as conda-forge's
+    are) and these real ones."""
+    records = {
+        f"filler{i}-1.0-h{i:06d}_0.conda": {
+            "build": f"h{i:06d}_0", "build_number": 0, "depends": ["python >=3.9", "numpy"],
+            "license": "BSD-3-Clause", "md5": f"{i:032x}", "name": f"filler{i}",
+            "sha256": f"{i:064x}", "size": 12345 + i, "subdir": subdir,
+            "timestamp": 1_700_000_000_000, "version": "1.0",
+        }
+        for i in range(count)
+    }  # fmt: skip
+    for package in packages:
+        name = package.filename.split("-")[0]
+        records[package.filename] = {"sha256": package.sha256, "size": len(package.content),
+                                     "name": name, "subdir": subdir}  # fmt: skip
+    document = {"info": {"subdir": subdir}, "packages": {}, "packages.conda": records,
+                "repodata_version": 1}  # fmt: skip
+    return json.dumps(document).encode()
