@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .conda_channels import BASE_URL, SHARDS_BASE_URL, is_package_filename
 
-_HEX = re.compile(r"[0-9a-f]+")
 # The keys that say where packages and shards are (CEP-15, CEP-16), and what they become.
 LOCATIONS = {"base_url": BASE_URL, "shards_base_url": SHARDS_BASE_URL}
 # One of those keys and its string value. A quote preceded by a backslash is inside a string,
@@ -30,9 +28,9 @@ _TAIL = 32
 _LONGEST = 2**20
 
 
-@dataclass(frozen=True)
-class PackageRecord:
-    """One package a channel's subdir lists, with what its download is checked against."""
+class PackageRecord(NamedTuple):
+    """One package a channel's subdir lists, with what its download is checked against (a
+    tuple: hundreds of thousands are made per repodata, and go to SQLite as rows)."""
 
     filename: str
     sha256: str | None
@@ -54,12 +52,17 @@ def record_of(filename: Any, fields: Mapping[str, Any]) -> PackageRecord | None:
 
 
 def _hex(value: Any, length: int) -> str | None:
+    """`length` hex digits, lowercase (from bytes of half that many); None for anything else.
+    `bytes.fromhex` checks the digits (a record at a time, hundreds of thousands of them:
+    faster than a pattern); it skips whitespace, which the byte count then gives away."""
     if isinstance(value, bytes):
-        value = value.hex()
-    if not isinstance(value, str):
+        return value.hex() if len(value) * 2 == length else None
+    if not isinstance(value, str) or len(value) != length:
         return None
-    value = value.lower()
-    return value if len(value) == length and _HEX.fullmatch(value) else None
+    try:
+        return value.lower() if len(bytes.fromhex(value)) * 2 == length else None
+    except ValueError:
+        return None
 
 
 def relocated(chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -44,7 +44,7 @@ class CondaListing:
 
     def add(self, channel: str, subdir: str, records: Iterable[PackageRecord]) -> None:
         """List these records (in a worker thread: there may be many), in one transaction."""
-        rows = ((channel, subdir, r.filename, r.sha256, r.md5, r.size) for r in records)
+        rows = ((channel, subdir, *record) for record in records)
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO package VALUES (?,?,?,?,?,?)", rows)
 
