@@ -32,9 +32,13 @@ class CondaChannels:
         await self.index.aclose()
         self.listing.close()
 
-    def package(self, file: CondaPath) -> FileOrigin | None:
-        """Where a package comes from, if a cached index file of its subdir lists it."""
+    async def package(self, file: CondaPath) -> FileOrigin | None:
+        """Where a package comes from, if a cached index file of its subdir lists it (once
+        those being read into the listing are)."""
         record = self.listing.find(file.channel.name, file.subdir, file.filename)
+        if record is None:
+            await self.index.settled(file)
+            record = self.listing.find(file.channel.name, file.subdir, file.filename)
         if record is None:
             return None
         return self._origin(file, record, self.index.package_base(file))

@@ -1,7 +1,8 @@
-"""A conda index file just downloaded, made ready to serve (in a worker thread: a repodata of
-hundreds of MB takes seconds): its packages read out into the listing, one record at a time,
-and its locations made relative if it has any (see `core.repodata`); otherwise the upstream's
-bytes are served as they came. Memory stays flat whatever the size: every pass streams.
+"""A conda index file just downloaded: made ready to serve (`prepare`: its locations made
+relative if it has any, see `core.repodata`, else the upstream's bytes as they came), and its
+packages read out into the listing one record at a time (`list_records`: seconds for a
+repodata of hundreds of MB, so done after it is served). Both in worker threads; memory stays
+flat whatever the size: every pass streams.
 """
 
 from __future__ import annotations
@@ -44,41 +45,41 @@ class Prepared:
 Records = Callable[[Iterable[PackageRecord]], object]
 
 
-def prepare(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
-    """Read `raw`, an upstream's `filename`, into the listing and make it ready to serve; at
-    most `limit` bytes decompressed. BadIndexFile for one that does not parse."""
-    try:
+def prepare(filename: str, raw: Path, limit: int) -> Prepared:
+    """Make `raw`, an upstream's `filename`, ready to serve; at most `limit` bytes
+    decompressed. BadIndexFile for one that is not an index file (an error document that
+    came with a 200 has no `info`)."""
+    with _readable(filename):
         if filename == "repodata_shards.msgpack.zst":
             return _shard_index(raw, limit)
-        return _repodata(filename, raw, limit, listed)
-    except (ijson.JSONError, ValueError, TypeError, zstandard.ZstdError, OSError, EOFError) as exc:
-        if isinstance(exc, BadIndexFile):
-            raise
-        raise BadIndexFile(f"{filename}: {type(exc).__name__}: {exc}") from None
+        return _repodata(filename, raw, limit)
+
+
+def list_records(filename: str, path: Path, limit: int, listed: Records) -> int:
+    """Hand every package a repodata (`filename`, served at `path`) lists to `listed`, some
+    at a time; how many. BadIndexFile if it breaks off or does not parse on the way."""
+    count = 0
+    with _readable(filename):
+        for section in _SECTIONS:  # a pass each: a record at a time, whatever the order
+            with open(path, "rb") as f, _decompressed(f, filename, limit) as data:
+                for batch in _batches(ijson.kvitems(data, section)):
+                    listed(batch)
+                    count += len(batch)
+    return count
 
 
 def read_shard(path: Path, limit: int) -> list[PackageRecord]:
     """The packages a shard (`shards/<sha256>.msgpack.zst`) lists."""
-    try:
-        with open(path, "rb") as f, _decompressed(f, "x.zst", limit) as data:
-            shard = msgpack.unpackb(data.read(), raw=False, strict_map_key=False)
-    except (ValueError, TypeError, zstandard.ZstdError, msgpack.UnpackException) as exc:
-        raise BadIndexFile(f"shard: {type(exc).__name__}: {exc}") from None
+    with _readable("shard"), open(path, "rb") as f, _decompressed(f, "x.zst", limit) as data:
+        shard = msgpack.unpackb(data.read(), raw=False, strict_map_key=False)
     return list(_shard_records(shard))
 
 
-def _repodata(filename: str, raw: Path, limit: int, listed: Records) -> Prepared:
+def _repodata(filename: str, raw: Path, limit: int) -> Prepared:
     with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
-        found: Any = next(ijson.items(data, "info"), None)
-    info: dict[str, Any] = found if isinstance(found, dict) else {}
-    records = 0
-    for section in _SECTIONS:  # a pass each: a record at a time, whatever the order
-        with open(raw, "rb") as f, _decompressed(f, filename, limit) as data:
-            for batch in _batches(ijson.kvitems(data, section)):
-                listed(batch)
-                records += len(batch)
-    if found is None and not records:  # an error document that came with a 200
-        raise BadIndexFile(f"{filename}: neither info nor packages in it")
+        info: Any = next(ijson.items(data, "info"), None)  # at the start, as indexers write it
+    if not isinstance(info, dict):
+        raise BadIndexFile(f"{filename}: no info in it")
     prepared = Prepared(raw, _text(info.get("base_url")), _text(info.get("shards_base_url")))
     if not any(key in info for key in LOCATIONS):
         return prepared  # byte for byte
@@ -140,6 +141,22 @@ def _shard_records(shard: Any) -> Iterator[PackageRecord]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# Every way a broken or hostile body breaks the readers.
+_UNREADABLE = (ijson.JSONError, ValueError, TypeError, zstandard.ZstdError, msgpack.UnpackException,
+               OSError, EOFError)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _readable(what: str) -> Iterator[None]:
+    """What breaks a reader of `what`, as BadIndexFile."""
+    try:
+        yield
+    except BadIndexFile:
+        raise
+    except _UNREADABLE as exc:
+        raise BadIndexFile(f"{what}: {type(exc).__name__}: {exc}") from None
 
 
 class _Bounded:

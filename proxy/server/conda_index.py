@@ -9,12 +9,17 @@ is `conda/index/<channel>/<subdir>/<file>` in the cache, with what is known of i
 file beside it; both are replaced by a rename, so a reader never sees half of either. One
 fetch at a time per file, in this process (single flight) and across the worker processes
 (a lock: one fetches, the others wait for what it brings).
+
+A repodata is served as soon as it is in place; its packages are read into the listing after
+that (seconds for hundreds of MB, while the client reads it too). Until they are, a request
+for a package of that subdir waits for them (`settled`), in whichever process asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,7 +36,7 @@ import anyio
 from ..core.conda_channels import EMPTY_REPODATA, CondaPath
 from ..core.config import Config
 from ..core.model import CacheResult
-from .conda_files import Prepared, prepare
+from .conda_files import BadIndexFile, Prepared, list_records, prepare
 from .conda_listing import CondaListing
 from .errors import UpstreamError
 from .filler import FOLLOW_INTERVAL
@@ -40,6 +45,11 @@ from .locks import FileLocks
 from .upstream import UpstreamClient
 
 log = logging.getLogger("pypi_proxy.conda")
+# The index files that list packages, the first a subdir's packages are taken from.
+LISTING_FILES = ("repodata.json", "repodata.json.zst", "repodata.json.bz2", "current_repodata.json")
+# How long a listing still being read is waited for; one older than this was given up (its
+# process died) and is read again.
+LISTING_WAIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Known:
     last_modified: str | None = None
     base_url: str | None = None  # where its packages are upstream (absolute), if not beside it
     shards_base_url: str | None = None  # likewise, its shards
+    listed: bool = True  # False while its packages are being read into the listing
 
 
 @dataclass(frozen=True)
@@ -79,10 +90,12 @@ class CondaIndex:
         self._clock = clock
         self.root = config.cache_dir / "conda" / "index"
         self._flights: SingleFlight[Known] = SingleFlight()
+        self._reads: SingleFlight[None] = SingleFlight()
         self._locks = locks
 
     async def aclose(self) -> None:
         await self._flights.aclose()
+        await self._reads.aclose()
 
     def path(self, file: CondaPath) -> Path:
         return self.root / quote(file.channel.name, safe="") / file.subdir / file.filename
@@ -90,9 +103,11 @@ class CondaIndex:
     async def get(self, file: CondaPath) -> IndexFile:
         """The file as the cache holds it, fetched or refreshed as its age says."""
         config = self._config
-        known = await anyio.to_thread.run_sync(self.known, file)
+        known = await anyio.to_thread.run_sync(self._held, file)
         if known is not None:
             age = self._clock() - known.fetched
+            if not known.listed and age > LISTING_WAIT:  # the process reading it gave up
+                self._reads.start(file.name, partial(self._list, file, known))
             if age < config.page_ttl:
                 return self._answer(file, known, CacheResult.HIT)
             if age < config.page_ttl + config.stale_while_revalidate:
@@ -120,15 +135,30 @@ class CondaIndex:
         except (OSError, ValueError, TypeError):
             return None
 
+    def _held(self, file: CondaPath) -> Known | None:
+        """What is known of the file, if the cache holds what that says (a file removed by
+        hand is fetched again)."""
+        known = self.known(file)
+        return known if known is None or not known.found or self.path(file).exists() else None
+
     def package_base(self, file: CondaPath) -> str | None:
         """Where the upstream keeps the packages of the file's subdir, if its index files
         said (an absolute URL); None: beside them, on every mirror."""
-        for name in ("repodata.json", "repodata.json.zst", "repodata.json.bz2",
-                     "current_repodata.json", "repodata_shards.msgpack.zst"):  # fmt: skip
-            known = self.known(CondaPath(file.channel, file.subdir, name, file.kind))
+        for name in (*LISTING_FILES, "repodata_shards.msgpack.zst"):
+            known = self.known(dataclasses.replace(file, filename=name))
             if known is not None and known.base_url:
                 return known.base_url
         return None
+
+    async def settled(self, file: CondaPath) -> None:
+        """Once the index files of the file's subdir that are being read into the listing
+        (by this process or another) are, or have been at it for `LISTING_WAIT`."""
+        for name in LISTING_FILES:
+            listing = dataclasses.replace(file, filename=name)
+            while (known := self.known(listing)) is not None and not known.listed:
+                if self._clock() - known.fetched > LISTING_WAIT:
+                    break
+                await asyncio.sleep(FOLLOW_INTERVAL)
 
     async def _fetch(self, file: CondaPath, known: Known | None) -> Known:
         """What is known of the file once the mirrors were asked: by this process, or by
@@ -163,7 +193,7 @@ class CondaIndex:
             fresh = await self._missing(file, path, now)
         elif got.ready is None:
             assert known is not None
-            fresh = Known(**{**asdict(known), "fetched": now})
+            fresh = dataclasses.replace(known, fetched=now)
         else:
             resolve = partial(_absolute, got.url)
             fresh = Known(
@@ -174,18 +204,40 @@ class CondaIndex:
                 last_modified=got.last_modified,
                 base_url=resolve(got.ready.base_url),
                 shards_base_url=resolve(got.ready.shards_base_url),
+                listed=file.filename not in LISTING_FILES,
             )
         await anyio.to_thread.run_sync(_write_meta, path, fresh)
+        if not fresh.listed:
+            self._reads.start(file.name, partial(self._list, file, fresh))
         return fresh
 
-    async def _ready(self, file: CondaPath, path: Path, raw: Path, url: str) -> Prepared:
-        """Read a download into the listing, and put what is served in its place (in a
-        worker thread: a repodata may take seconds to read)."""
+    async def _list(self, file: CondaPath, known: Known) -> None:
+        """Read the packages of a repodata in place into the listing; then say so beside it.
+        One that breaks off on the way is fetched anew on the next request."""
+        path, limit = self.path(file), self._config.limits.repodata_size
         listed = partial(self._listing.add, file.channel.name, file.subdir)
+        try:
+            count = await anyio.to_thread.run_sync(list_records, file.filename, path, limit, listed)
+        except BadIndexFile as exc:
+            log.warning("%s: to be fetched again: %s", file.name, exc)
+            if self.known(file) == known:  # due at once, its validators forgotten (a client
+                # may be reading it still: it stays in place until then)
+                due = dataclasses.replace(known, fetched=0.0, etag=None, last_modified=None,
+                                          listed=True)  # fmt: skip
+                await anyio.to_thread.run_sync(_write_meta, path, due)
+            return
+        log.info("%s: %d packages listed", file.name, count)
+        current = self.known(file)
+        if current is not None and current.version == known.version:
+            await anyio.to_thread.run_sync(
+                _write_meta, path, dataclasses.replace(current, listed=True)
+            )
+
+    async def _ready(self, file: CondaPath, path: Path, raw: Path, url: str) -> Prepared:
+        """Put what is served of a download in place (made in a worker thread: a rewrite
+        of a repodata may take seconds)."""
         limit = self._config.limits.repodata_size
-        prepared: Prepared = await anyio.to_thread.run_sync(
-            prepare, file.filename, raw, limit, listed
-        )
+        prepared: Prepared = await anyio.to_thread.run_sync(prepare, file.filename, raw, limit)
         if prepared.shards:
             shards = partial(self._listing.add_shards, file.channel.name, file.subdir)
             await anyio.to_thread.run_sync(shards, prepared.shards)

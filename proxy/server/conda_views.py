@@ -39,7 +39,7 @@ async def conda(request: Request) -> Response:
         return await _index_file(request, services, channels, file)
     if file.kind is Kind.SHARD:
         return await _shard(services, channels, file)
-    origin = channels.package(file)
+    origin = await channels.package(file)
     if origin is None:
         raise HTTPException(404, f"{file.name}: not listed by the cached index of {file.subdir}")
     if origin.link.sha256:

@@ -23,7 +23,7 @@ import pytest
 import rattler
 import yaml
 import zstandard
-from support.conda import CondaPackage, build_channel, make_package, publish
+from support.conda import CondaPackage, big_repodata, build_channel, make_package, publish
 from support.process import proxy_process
 from support.servers import serve
 from support.upstream import FakeUpstream
@@ -387,3 +387,29 @@ def test_two_workers_fetch_an_index_file_and_a_package_once(
             assert len({b.content for b in bodies}) == 1
     assert channels.upstream.count(f"{FORGE}/noarch/repodata.json", "GET") == 1
     assert channels.upstream.count(f"{FORGE}/noarch/{BIG.filename}", "GET") == 1
+
+
+def test_a_repodata_is_served_first_and_its_packages_are_waited_for(channels: Channels) -> None:
+    document = big_repodata(60_000, TOOL)
+    channels.upstream.add_blob(f"{FORGE}/linux-64/repodata.json", document)
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=30) as http:
+        assert http.get("/conda/conda-forge/linux-64/repodata.json").content == document
+        package = http.get(f"/conda/conda-forge/linux-64/{TOOL.filename}")  # read meanwhile
+        assert package.status_code == 200 and package.content == TOOL.content
+        assert http.get("/conda/conda-forge/linux-64/filler59999-1.0-h059999_0.conda").status_code
+        assert http.get("/conda/conda-forge/linux-64/nothere-1.0-0.conda").status_code == 404
+
+
+def test_a_repodata_that_breaks_off_past_its_info_is_dropped_and_fetched_again(
+    channels: Channels,
+) -> None:
+    good = (channels.folder / "linux-64" / "repodata.json").read_bytes()
+    channels.upstream.add_blob(f"{FORGE}/linux-64/repodata.json", good[: len(good) // 2 + 20])
+    path = "/conda/conda-forge/linux-64/repodata.json"
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=30) as http:
+        assert http.get(path).status_code == 200  # served as it came: its info is whole
+        assert http.get(f"/conda/conda-forge/linux-64/{TOOL.filename}").status_code == 404
+        channels.upstream.add_blob(f"{FORGE}/linux-64/repodata.json", good)
+        wait_for(lambda: http.get(path).content == good)
+        assert http.get(f"/conda/conda-forge/linux-64/{TOOL.filename}").content == TOOL.content
+    assert channels.upstream.count(f"{FORGE}/linux-64/repodata.json", "GET") == 2

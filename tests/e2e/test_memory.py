@@ -102,7 +102,9 @@ def test_a_100_mb_repodata_passes_through_with_flat_memory(tmp_path: Path) -> No
                     for chunk in response.iter_bytes(chunk_size=MIB):
                         digest.update(chunk)
                 got["repodata"] = digest.hexdigest()
-                listed = httpx.get(f"{base}/conda/pkgs/main/linux-64/{package.filename}")
+                listed = httpx.get(
+                    f"{base}/conda/pkgs/main/linux-64/{package.filename}", timeout=120
+                )
                 got["package"] = hashlib.sha256(listed.content).hexdigest()
 
             growth = _peak_growth(process.pid, threading.Thread(target=fetch))

@@ -14,7 +14,7 @@ import pytest
 import zstandard
 
 from proxy.core.repodata import PackageRecord
-from proxy.server.conda_files import BadIndexFile, prepare, read_shard
+from proxy.server.conda_files import BadIndexFile, list_records, prepare, read_shard
 
 SHA = "ab" * 32
 DOCUMENT: dict[str, Any] = {
@@ -39,7 +39,9 @@ def _prepare(tmp_path: Path, filename: str, body: bytes, limit: int = 2**30) -> 
     raw = tmp_path / f".{filename}.part"
     raw.write_bytes(body)
     listed: list[PackageRecord] = []
-    prepared = prepare(filename, raw, limit, listed.extend)
+    prepared = prepare(filename, raw, limit)
+    if filename != "repodata_shards.msgpack.zst":
+        assert list_records(filename, prepared.served, limit, listed.extend) == len(listed)
     return prepared, listed
 
 
@@ -101,8 +103,8 @@ def test_a_shard_lists_its_packages_with_byte_hashes(tmp_path: Path) -> None:
     ("filename", "body", "message"),
     [
         ("repodata.json", b"<html>rate limited</html>", "repodata.json: "),
-        ("repodata.json", b'{"error": "no such channel"}', "neither info nor packages"),
-        ("repodata.json", b'{"info": {}, "packages": {', "repodata.json: "),
+        ("repodata.json", b'{"error": "no such channel"}', "no info in it"),
+        ("repodata.json", b'{"info": {}, "packages": {', "repodata.json: "),  # read later
         ("repodata.json.zst", b"not zstd at all", "repodata.json.zst: "),
         ("repodata.json.bz2", bz2.compress(b"{}")[:-4], "repodata.json.bz2: "),
         (
