@@ -18,7 +18,10 @@ Needs nginx, wrk and curl (Debian: `apt-get install nginx wrk curl`). Measures:
 7. a cold `pip download` of a 26-wheel tree with every upstream request 40 ms away, and a
    cold `uv pip install` of it on loopback, against each client going straight upstream;
 8. a hit from the object-store tier (a replica whose own cache lacks the file, SeaweedFS on
-   loopback) and then from the hot tier, against curl fetching the object straight.
+   loopback) and then from the hot tier, against curl fetching the object straight;
+9. a conda repodata.json of some 100 MiB, cold (and then a package it lists, once the
+   listing is read) and cached, against curl fetching them straight from the mirror, with
+   the proxy's RSS growth.
 
 Everything runs on 127.0.0.1; the fake upstream is the test suite's.
 """
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.clients import isolated_env  # noqa: E402
+from support.conda import big_repodata, make_package  # noqa: E402
 from support.process import free_port, proxy_process  # noqa: E402
 from support.seaweed import bucket_files, seaweed, signed_url, store_cache  # noqa: E402
 from support.upstream import FakeUpstream  # noqa: E402
@@ -183,6 +187,9 @@ def main() -> int:
         # 8. hits from the object-store tier and from the hot tier
         rows += _store_tier(stack, work, (64 if args.quick else 256) * MIB)
 
+        # 9. a big conda repodata, cold and cached
+        rows += _conda_repodata(stack, work, 80_000 if args.quick else 320_000)
+
     table = _markdown(rows, quick=args.quick)
     print(table)
     args.out.write_text(table)
@@ -291,6 +298,62 @@ def _store_tier(stack: ExitStack, work: Path, size: int) -> list[tuple[str, str,
             f"{mib / from_hot:.0f} MiB/s",
             "",
             f"{from_store / from_hot:.1f} x the store tier",
+        ),
+    ]
+
+
+def _conda_repodata(stack: ExitStack, work: Path, count: int) -> list[tuple[str, str, str, str]]:
+    """A repodata.json of `count` packages through a fresh proxy: the first client gets it
+    once it is downloaded, and a package of it once the listing is read; the next gets it
+    from disk. curl fetches both straight from the mirror beside them."""
+    package = make_package("benchconda", "1.0", subdir="linux-64")
+    document = big_repodata(count, package)
+    upstream = FakeUpstream("mirror")
+    channel = "/anaconda/pkgs/main/linux-64"
+    upstream.add_blob(f"{channel}/repodata.json", document)
+    upstream.add_blob(f"{channel}/{package.filename}", package.content)
+    url = stack.enter_context(upstream.running())
+    config = {
+        "upstreams": {"pypi": {"mirrors": [f"{url}/simple/"]}},
+        "conda": {"upstreams": {"anaconda": {"mirrors": [f"{url}/anaconda/"]}},
+                  "channels": {"pkgs/main": "anaconda/pkgs/main"}},
+        "cache": {"min_free": 0},
+    }  # fmt: skip
+    direct = _parallel_curl(f"{url}{channel}/repodata.json", 1)
+    direct_both = direct + _parallel_curl(f"{url}{channel}/{package.filename}", 1)
+    proxied = "/conda/pkgs/main/linux-64"
+    with proxy_process(config, work, "--log-level", "warning", cache_dir=work / "conda") as (
+        process,
+        base,
+    ):
+        timed: list[float] = []
+
+        def cold() -> None:
+            timed.append(_parallel_curl(f"{base}{proxied}/repodata.json", 1))
+            timed.append(_parallel_curl(f"{base}{proxied}/{package.filename}", 1))
+
+        growth = _rss_growth(process.pid, cold)
+        cached = _parallel_curl(f"{base}{proxied}/repodata.json", 1)
+    mib = len(document) / MIB
+    straight = "(curl straight from the mirror)"
+    return [
+        (
+            f"cold {mib:.0f} MiB conda repodata.json ({count:,} packages), 1 client",
+            f"{timed[0]:.2f} s, RSS +{growth / MIB:.0f} MiB",
+            f"{direct:.2f} s {straight}",
+            f"{timed[0] / direct:.1f} x direct",
+        ),
+        (
+            "and then a package it lists (waits for the listing)",
+            f"{timed[0] + timed[1]:.2f} s in all",
+            f"{direct_both:.2f} s {straight}",
+            f"{(timed[0] + timed[1]) / direct_both:.1f} x direct",
+        ),
+        (
+            "the same repodata.json cached",
+            f"{cached:.2f} s",
+            f"{direct:.2f} s {straight}",
+            f"{cached / direct:.2f} x direct",
         ),
     ]
 
