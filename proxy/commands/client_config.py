@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from urllib.parse import urlsplit
 
-from ..core.client_setup import SYSTEMS, client_setup
+from ..core.client_setup import SYSTEMS, client_setup, conda_url
 from .addresses import client_urls
 from .arguments import index, load
 
@@ -27,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if url is None:
         chosen = index(config, args.index)
         url = client_urls(config, f"/{chosen.name}/simple/" if args.index else "/simple/")[0]
-    parts = urlsplit(url)
-    conda_url = f"{parts.scheme}://{parts.netloc}/conda"
+    conda = conda_url(url, [i.name for i in config.indexes])
     channels = [c.name for c in config.conda_channels]
-    print(client_setup(url, args.os, conda_url, channels), end="")
+    print(client_setup(url, args.os, conda, channels), end="")
     return 0

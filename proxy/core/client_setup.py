@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .conda_channels import DEFAULT_CHANNELS
+
 SYSTEMS = ("windows", "linux", "macos")
 
 PIP_CONFIG_PATHS = {
@@ -93,22 +95,31 @@ def snippets(index_url: str) -> list[Snippet]:
 
 
 CONDARC_PATHS = {"windows": r"%USERPROFILE%\.condarc", "linux": "~/.condarc", "macos": "~/.condarc"}
-# conda's `defaults`, in the order conda lists them, where the proxy serves them (pkgs/free
-# left the defaults in conda 4.7).
-_DEFAULTS = ("pkgs/main", "pkgs/r", "pkgs/msys2")
 
 
 def condarc(conda_url: str, channels: Sequence[str]) -> str:
     """The `.condarc` that sends conda and mamba to the proxy's channels at `conda_url`
     (`http://host:port/conda`): `defaults` and every channel name through it."""
-    lines = ["channels:", "  - defaults", "show_channel_urls: true", f"channel_alias: {conda_url}"]
-    defaults = [c for c in _DEFAULTS if c in channels]
+    defaults = [c for c in DEFAULT_CHANNELS if c in channels]
+    # Without conda's defaults here, `defaults` would still go to Anaconda: name the channels.
+    listed = ["defaults"] if defaults else list(channels)
+    lines = ["channels:", *(f"  - {c}" for c in listed), "show_channel_urls: true",
+             f"channel_alias: {conda_url}"]  # fmt: skip
     if defaults:
         lines += ["default_channels:", *(f"  - {conda_url}/{c}" for c in defaults)]
     custom = [c for c in channels if "/" not in c]
     if custom:
         lines += ["custom_channels:", *(f"  {c}: {conda_url}" for c in custom)]
     return "\n".join(lines) + "\n"
+
+
+def conda_url(index_url: str, indexes: Sequence[str]) -> str:
+    """Where the proxy serving this index URL serves its conda channels: `<base>/conda`, for
+    an index at `<base>/simple/` or `<base>/<index>/simple/` (a base may have a path of its
+    own, behind a front end)."""
+    base = index_url.rstrip("/").removesuffix("/simple")
+    head, _, last = base.rpartition("/")
+    return (head if last in indexes and "//" in head else base) + "/conda"
 
 
 def conda_snippets(conda_url: str, channels: Sequence[str]) -> list[Snippet]:

@@ -17,14 +17,18 @@ from enum import Enum
 from .config import CondaChannel
 
 # `noarch`, or a platform and an architecture: linux-64, osx-arm64, win-64, emscripten-wasm32.
-_SUBDIR = re.compile(r"noarch|[a-z0-9]+-[a-z0-9_]+")
+SUBDIR = re.compile(r"noarch|[a-z0-9]+-[a-z0-9_]+")
+SHARD_INDEX = "repodata_shards.msgpack.zst"
+# conda's `defaults`, in the order conda lists them, where the proxy serves them (pkgs/free
+# left them in conda 4.7; pkgs/msys2 is for Windows).
+DEFAULT_CHANNELS = ("pkgs/main", "pkgs/r", "pkgs/msys2")
 INDEX_FILES = frozenset(
     {
         "repodata.json",
         "repodata.json.zst",
         "repodata.json.bz2",
         "current_repodata.json",
-        "repodata_shards.msgpack.zst",
+        SHARD_INDEX,
     }
 )
 # What a client gets for noarch's repodata when no mirror has one: conda asks for noarch on
@@ -83,7 +87,7 @@ def conda_path(channels: Iterable[CondaChannel], path: str) -> CondaPath:
     if channel is None:
         raise NotConda(f"no conda channel served at /conda/{path.partition('/')[0]}/")
     subdir, _, filename = path[len(channel.name) + 1 :].partition("/")
-    if not _SUBDIR.fullmatch(subdir):
+    if not SUBDIR.fullmatch(subdir):
         raise NotConda(f"{channel.name}: not a conda subdir: {subdir!r}")
     if filename in INDEX_FILES:
         kind = Kind.INDEX

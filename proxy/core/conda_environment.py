@@ -4,15 +4,12 @@ assumed to offer as virtual packages while solving for them elsewhere."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-# conda's `defaults`, as the proxy serves them (msys2 only for Windows).
-DEFAULTS = ("pkgs/main", "pkgs/r")
-_SUBDIR = re.compile(r"noarch|[a-z0-9]+-[a-z0-9_]+")
+from .conda_channels import DEFAULT_CHANNELS, SUBDIR
 
 
 class BadEnvironment(ValueError):
@@ -56,7 +53,7 @@ def _served_as(name: str, served: Sequence[str], windows: bool) -> list[str]:
     if name == "nodefaults":
         return []
     if name == "defaults":
-        wanted = [*DEFAULTS, *(("pkgs/msys2",) if windows else ())]
+        wanted = DEFAULT_CHANNELS if windows else DEFAULT_CHANNELS[:-1]  # msys2: Windows's
         return [c for c in wanted if c in served]
     short = name
     if "://" in name:  # the channel's URL, on the proxy or on its usual host
@@ -70,7 +67,7 @@ def _served_as(name: str, served: Sequence[str], windows: bool) -> list[str]:
 
 def check_subdirs(subdirs: Sequence[str]) -> None:
     for subdir in subdirs:
-        if not _SUBDIR.fullmatch(subdir) or subdir == "noarch":
+        if not SUBDIR.fullmatch(subdir) or subdir == "noarch":
             raise BadEnvironment(f"--subdir: not a platform subdir such as linux-64: {subdir!r}")
 
 

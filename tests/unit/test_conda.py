@@ -10,7 +10,7 @@ import pytest
 import tomllib
 import yaml
 
-from proxy.core.client_setup import conda_snippets, condarc
+from proxy.core.client_setup import conda_snippets, conda_url, condarc
 from proxy.core.conda_channels import CondaPath, Kind, NotConda, conda_path
 from proxy.core.conda_environment import (
     BadEnvironment,
@@ -240,3 +240,23 @@ def test_subdirs_and_their_virtual_packages() -> None:
     assert ("__glibc", "2.28") in virtual_packages("linux-aarch64")
     assert [name for name, _ in virtual_packages("osx-arm64")] == ["__unix", "__osx"]
     assert ("__win", "0") in virtual_packages("win-64")
+
+
+def test_without_conda_s_defaults_served_the_condarc_names_the_channels() -> None:
+    assert yaml.safe_load(condarc("http://h/conda", ["conda-forge", "nvidia"]))["channels"] == [
+        "conda-forge",
+        "nvidia",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("index_url", "expected"),
+    [
+        ("http://10.0.0.5:3141/simple/", "http://10.0.0.5:3141/conda"),
+        ("http://10.0.0.5:3141/cu121/simple/", "http://10.0.0.5:3141/conda"),
+        ("https://lab.example/pypi/simple/", "https://lab.example/pypi/conda"),
+        ("https://lab.example/pypi/cpu/simple", "https://lab.example/pypi/conda"),
+    ],
+)
+def test_the_conda_channels_are_beside_the_index_url(index_url: str, expected: str) -> None:
+    assert conda_url(index_url, ["cu121", "cpu"]) == expected
