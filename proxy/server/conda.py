@@ -4,12 +4,14 @@ against the hashes the index files give (`conda_listing`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from functools import partial
 from pathlib import Path
 
 import anyio
 
-from ..core.conda_channels import CondaPath
+from ..core.conda_channels import SHARD_INDEX, CondaPath, Kind
 from ..core.config import Config
 from ..core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
 from ..core.repodata import PackageRecord
@@ -35,29 +37,38 @@ class CondaChannels:
     async def package(self, file: CondaPath) -> FileOrigin | None:
         """Where a package comes from, if a cached index file of its subdir lists it (once
         those being read into the listing are)."""
-        record = self.listing.find(file.channel.name, file.subdir, file.filename)
+        find = partial(self.listing.find, file.channel.name, file.subdir, file.filename)
+        record = await anyio.to_thread.run_sync(find)
         if record is None:
             await self.index.settled(file)
-            record = self.listing.find(file.channel.name, file.subdir, file.filename)
+            record = await anyio.to_thread.run_sync(find)
         if record is None:
             return None
-        return self._origin(file, record, self.index.package_base(file))
+        base = await anyio.to_thread.run_sync(self.index.package_base, file)
+        return self._origin(file, record, base)
 
-    def shard(self, file: CondaPath) -> FileOrigin | None:
+    async def shard(self, file: CondaPath) -> FileOrigin | None:
         """Where a shard comes from, if the cached shard index of its subdir names it."""
         sha256 = file.shard_sha256
-        if self.listing.shard(file.channel.name, file.subdir, sha256) is None:
+        named = partial(self.listing.shard, file.channel.name, file.subdir, sha256)
+        if await anyio.to_thread.run_sync(named) is None:
             return None
-        index = CondaPath(file.channel, file.subdir, "repodata_shards.msgpack.zst", file.kind)
-        known = self.index.known(index)
+        index = dataclasses.replace(file, filename=SHARD_INDEX, kind=Kind.INDEX)
+        known = await anyio.to_thread.run_sync(self.index.known, index)
         base = known.shards_base_url if known else None
         record = PackageRecord(file.filename.removeprefix("shards/"), sha256, None, None)
         return self._origin(file, record, base)
 
+    async def served(self, origin: FileOrigin, file: CondaPath) -> None:
+        """A package was asked for: counted as its channel's (see `cache stats`)."""
+        if origin.link.sha256:
+            note = partial(self.listing.served, origin.link.sha256, file.channel.name)
+            await anyio.to_thread.run_sync(note)
+
     async def read_shard(self, file: CondaPath, path: Path) -> None:
         """List the packages of a shard just served, once."""
         channel, subdir, sha256 = file.channel.name, file.subdir, file.shard_sha256
-        if self.listing.shard(channel, subdir, sha256):
+        if await anyio.to_thread.run_sync(self.listing.shard, channel, subdir, sha256):
             return
         limit = self._config.limits.repodata_size
         try:

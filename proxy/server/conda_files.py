@@ -19,7 +19,7 @@ import ijson  # type: ignore[import-untyped]
 import msgpack  # type: ignore[import-untyped]
 import zstandard
 
-from ..core.conda_channels import BASE_URL, SHARDS_BASE_URL
+from ..core.conda_channels import BASE_URL, SHARD_INDEX, SHARDS_BASE_URL
 from ..core.repodata import LOCATIONS, PackageRecord, record_of, relocated
 
 CHUNK = 1024 * 1024
@@ -50,7 +50,7 @@ def prepare(filename: str, raw: Path, limit: int) -> Prepared:
     decompressed. BadIndexFile for one that is not an index file (an error document that
     came with a 200 has no `info`)."""
     with _readable(filename):
-        if filename == "repodata_shards.msgpack.zst":
+        if filename == SHARD_INDEX:
             return _shard_index(raw, limit)
         return _repodata(filename, raw, limit)
 
@@ -83,8 +83,8 @@ def _repodata(filename: str, raw: Path, limit: int) -> Prepared:
     prepared = Prepared(raw, _text(info.get("base_url")), _text(info.get("shards_base_url")))
     if not any(key in info for key in LOCATIONS):
         return prepared  # byte for byte
-    served = raw.with_name(raw.name + ".served")
     with (
+        _written(raw) as served,
         open(raw, "rb") as f,
         _decompressed(f, filename, limit) as data,
         open(served, "wb") as out,
@@ -123,8 +123,8 @@ def _shard_index(raw: Path, limit: int) -> Prepared:
     if base in (None, BASE_URL) and shards in (None, SHARDS_BASE_URL):
         return Prepared(raw, base, shards, named)
     index["info"] = {**info, **LOCATIONS}
-    served = raw.with_name(raw.name + ".served")
-    served.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(index)))
+    with _written(raw) as served:
+        served.write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(index)))
     return Prepared(served, base, shards, named)
 
 
@@ -146,6 +146,17 @@ def _text(value: Any) -> str | None:
 # Every way a broken or hostile body breaks the readers.
 _UNREADABLE = (ijson.JSONError, ValueError, TypeError, zstandard.ZstdError, msgpack.UnpackException,
                OSError, EOFError)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _written(raw: Path) -> Iterator[Path]:
+    """The rewritten copy of `raw` beside it, removed if it could not be made whole."""
+    served = raw.with_name(raw.name + ".served")
+    try:
+        yield served
+    except BaseException:
+        served.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

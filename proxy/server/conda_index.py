@@ -24,8 +24,10 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -33,10 +35,10 @@ from urllib.parse import quote, urljoin
 
 import anyio
 
-from ..core.conda_channels import EMPTY_REPODATA, CondaPath
+from ..core.conda_channels import EMPTY_REPODATA, SHARD_INDEX, CondaPath
 from ..core.config import Config
 from ..core.model import CacheResult
-from .conda_files import BadIndexFile, Prepared, list_records, prepare
+from .conda_files import Prepared, list_records, prepare
 from .conda_listing import CondaListing
 from .errors import UpstreamError
 from .filler import FOLLOW_INTERVAL
@@ -144,7 +146,7 @@ class CondaIndex:
     def package_base(self, file: CondaPath) -> str | None:
         """Where the upstream keeps the packages of the file's subdir, if its index files
         said (an absolute URL); None: beside them, on every mirror."""
-        for name in (*LISTING_FILES, "repodata_shards.msgpack.zst"):
+        for name in (*LISTING_FILES, SHARD_INDEX):
             known = self.known(dataclasses.replace(file, filename=name))
             if known is not None and known.base_url:
                 return known.base_url
@@ -155,22 +157,28 @@ class CondaIndex:
         (by this process or another) are, or have been at it for `LISTING_WAIT`."""
         for name in LISTING_FILES:
             listing = dataclasses.replace(file, filename=name)
-            while (known := self.known(listing)) is not None and not known.listed:
-                if self._clock() - known.fetched > LISTING_WAIT:
+            while (known := await anyio.to_thread.run_sync(self.known, listing)) is not None:
+                if known.listed or self._clock() - known.fetched > LISTING_WAIT:
                     break
                 await asyncio.sleep(FOLLOW_INTERVAL)
 
     async def _fetch(self, file: CondaPath, known: Known | None) -> Known:
         """What is known of the file once the mirrors were asked: by this process, or by
         another that was asking them meanwhile."""
+        async with self._locked(file):
+            now = await anyio.to_thread.run_sync(self._held, file)
+            if now is not None and (known is None or now.fetched > known.fetched):
+                return now  # another process fetched it while this one waited
+            return await self._ask(file, known)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, file: CondaPath) -> AsyncIterator[None]:
+        """The file to this process alone, among the worker processes (waiting its turn)."""
         key = hashlib.sha256(file.name.encode()).hexdigest()
         while not self._locks.acquire(key):
             await asyncio.sleep(FOLLOW_INTERVAL)
         try:
-            now = await anyio.to_thread.run_sync(self.known, file)
-            if now is not None and (known is None or now.fetched > known.fetched):
-                return now  # another process fetched it while this one waited
-            return await self._ask(file, known)
+            yield
         finally:
             self._locks.release(key)
 
@@ -191,9 +199,11 @@ class CondaIndex:
         now = self._clock()
         if got is None:
             fresh = await self._missing(file, path, now)
-        elif got.ready is None:
-            assert known is not None
-            fresh = dataclasses.replace(known, fetched=now)
+        elif got.ready is None:  # the same bytes: listed as they were, unless the listing
+            assert known is not None  # lost them (deleted, or its last writes with the power)
+            lists = partial(self._listing.lists, file.channel.name, file.subdir)
+            listed = known.listed and await anyio.to_thread.run_sync(lists)
+            fresh = dataclasses.replace(known, fetched=now, listed=listed)
         else:
             resolve = partial(_absolute, got.url)
             fresh = Known(
@@ -213,36 +223,48 @@ class CondaIndex:
 
     async def _list(self, file: CondaPath, known: Known) -> None:
         """Read the packages of a repodata in place into the listing; then say so beside it.
-        One that breaks off on the way is fetched anew on the next request."""
+        One that cannot be read (or listed) is fetched anew on the next request."""
         path, limit = self.path(file), self._config.limits.repodata_size
         listed = partial(self._listing.add, file.channel.name, file.subdir)
         try:
             count = await anyio.to_thread.run_sync(list_records, file.filename, path, limit, listed)
-        except BadIndexFile as exc:
-            log.warning("%s: to be fetched again: %s", file.name, exc)
-            if self.known(file) == known:  # due at once, its validators forgotten (a client
-                # may be reading it still: it stays in place until then)
-                due = dataclasses.replace(known, fetched=0.0, etag=None, last_modified=None,
-                                          listed=True)  # fmt: skip
-                await anyio.to_thread.run_sync(_write_meta, path, due)
+        except Exception as exc:  # a task of its own: nobody else would hear of it
+            log.warning("%s: to be fetched again: %s: %s", file.name, type(exc).__name__, exc)
+            await self._noted(file, known, due=True)
             return
         log.info("%s: %d packages listed", file.name, count)
-        current = self.known(file)
-        if current is not None and current.version == known.version:
-            await anyio.to_thread.run_sync(
-                _write_meta, path, dataclasses.replace(current, listed=True)
-            )
+        await self._noted(file, known)
+
+    async def _noted(self, file: CondaPath, known: Known, *, due: bool = False) -> None:
+        """Say beside the file that its packages are listed; `due`: that it is to be fetched
+        again at once, its validators forgotten (a client may be reading it still: it stays
+        in place until then). Unless another fetch replaced it meanwhile."""
+        async with self._locked(file):
+            current = await anyio.to_thread.run_sync(self.known, file)
+            if current is None or current.version != known.version:
+                return
+            done = dataclasses.replace(current, listed=True)
+            if due:
+                done = dataclasses.replace(done, fetched=0.0, etag=None, last_modified=None)
+            await anyio.to_thread.run_sync(_write_meta, self.path(file), done)
 
     async def _ready(self, file: CondaPath, path: Path, raw: Path, url: str) -> Prepared:
         """Put what is served of a download in place (made in a worker thread: a rewrite
         of a repodata may take seconds)."""
         limit = self._config.limits.repodata_size
         prepared: Prepared = await anyio.to_thread.run_sync(prepare, file.filename, raw, limit)
+        try:
+            await self._in_place(file, path, prepared)
+        except (OSError, sqlite3.Error) as exc:  # the proxy's own trouble, not the mirror's
+            prepared.served.unlink(missing_ok=True)
+            raise UpstreamError(f"{file.name}: cannot keep it: {exc}") from None
+        return prepared
+
+    async def _in_place(self, file: CondaPath, path: Path, prepared: Prepared) -> None:
         if prepared.shards:
             shards = partial(self._listing.add_shards, file.channel.name, file.subdir)
             await anyio.to_thread.run_sync(shards, prepared.shards)
         await anyio.to_thread.run_sync(os.replace, prepared.served, path)
-        return prepared
 
     async def _missing(self, file: CondaPath, path: Path, now: float) -> Known:
         """No mirror has the file: a 404 from now on, but for noarch's repodata, which every
@@ -265,7 +287,7 @@ def _meta(path: Path) -> Path:
 
 def _write_meta(path: Path, known: Known) -> None:
     meta = _meta(path)
-    part = meta.with_name(f".{meta.name}.part")
+    part = meta.with_name(f".{meta.name}.{uuid.uuid4().hex}.part")  # writers never share one
     part.write_text(json.dumps(asdict(known)), encoding="utf-8")
     os.replace(part, meta)
 

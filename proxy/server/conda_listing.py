@@ -64,6 +64,14 @@ class CondaListing:
             self._db.executemany("INSERT OR IGNORE INTO shard (channel, subdir, sha256)"
                                  " VALUES (?,?,?)", rows)  # fmt: skip
 
+    def lists(self, channel: str, subdir: str) -> bool:
+        """Whether any package of the subdir is listed."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM package WHERE channel = ? AND subdir = ? LIMIT 1", (channel, subdir)
+            ).fetchone()
+        return row is not None
+
     def shard(self, channel: str, subdir: str, sha256: str) -> bool | None:
         """Whether the packages of a shard the subdir's index names are listed already;
         None for one it does not name."""

@@ -42,8 +42,7 @@ async def conda(request: Request) -> Response:
     origin = await channels.package(file)
     if origin is None:
         raise HTTPException(404, f"{file.name}: not listed by the cached index of {file.subdir}")
-    if origin.link.sha256:
-        channels.listing.served(origin.link.sha256, file.channel.name)
+    await channels.served(origin, file)
     if origin.link.size is not None and origin.link.size <= VERIFIED_FIRST:
         return cached_response(services.config, await _whole(services, origin))
     return await serve_file(request, services, origin)
@@ -67,7 +66,7 @@ async def _index_file(
 
 
 async def _shard(services: Services, channels: CondaChannels, file: CondaPath) -> Response:
-    origin = channels.shard(file)
+    origin = await channels.shard(file)
     if origin is None:
         raise HTTPException(404, f"{file.name}: not named by the cached shard index")
     path = await _whole(services, origin)
@@ -80,11 +79,6 @@ async def _whole(services: Services, origin: FileOrigin) -> Path:
     anyway); one that does not verify is fetched once more, from the next source first, before
     the client is answered: conda clients give up on a 503 where pip would ask again."""
     try:
-        return await _stored(services, origin)
+        return services.filler.cached(origin.link) or await services.filler.start(origin).wait()
     except FillFailed:
-        return await _stored(services, origin)
-
-
-async def _stored(services: Services, origin: FileOrigin) -> Path:
-    path = services.store.use(services.db.sha256_of(origin.link))
-    return path or await services.filler.start(origin).wait()
+        return services.filler.cached(origin.link) or await services.filler.start(origin).wait()

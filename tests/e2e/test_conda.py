@@ -412,3 +412,12 @@ def test_a_repodata_that_breaks_off_past_its_info_is_dropped_and_fetched_again(
         wait_for(lambda: http.get(path).content == good)
         assert http.get(f"/conda/conda-forge/linux-64/{TOOL.filename}").content == TOOL.content
     assert channels.upstream.count(f"{FORGE}/linux-64/repodata.json", "GET") == 2
+
+
+def test_an_index_file_removed_by_hand_is_fetched_again(channels: Channels) -> None:
+    path = "/conda/conda-forge/noarch/repodata.json"
+    with _proxy(channels.settings()) as base, httpx.Client(base_url=base, timeout=10) as http:
+        first = http.get(path).content
+        next((channels.cache / "conda" / "index").rglob("noarch/repodata.json")).unlink()
+        assert http.get(path).content == first
+    assert channels.upstream.count(f"{FORGE}/noarch/repodata.json", "GET") == 2

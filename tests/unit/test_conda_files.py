@@ -125,3 +125,11 @@ def test_a_decompression_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     body = zstandard.ZstdCompressor().compress(json.dumps(DOCUMENT).encode() + b" " * 10**6)
     with pytest.raises(BadIndexFile, match=r"larger than limits\.repodata_size"):
         _prepare(tmp_path, "repodata.json.zst", body, limit=10**5)
+
+
+def test_a_rewrite_that_cannot_be_finished_leaves_nothing_behind(tmp_path: Path) -> None:
+    document = {**DOCUMENT, "info": {"subdir": "linux-64", "base_url": "https://cdn/x/"},
+                "padding": "x" * 300_000}  # fmt: skip
+    with pytest.raises(BadIndexFile, match="larger than"):
+        _prepare(tmp_path, "repodata.json", json.dumps(document).encode(), limit=200_000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".repodata.json.part"]
