@@ -186,16 +186,17 @@ class CondaIndex:
         """Ask the channel's mirrors; what is known of the file now."""
         path = self.path(file)
         await anyio.to_thread.run_sync(partial(path.parent.mkdir, parents=True, exist_ok=True))
-        validators = {}
+        # JSON may come compressed on the wire; a compressed file is kept as it is sent.
+        headers = {} if file.filename.endswith(".json") else {"Accept-Encoding": "identity"}
         if known is not None and known.found and path.exists():
             if known.etag:
-                validators["If-None-Match"] = known.etag
+                headers["If-None-Match"] = known.etag
             if known.last_modified:
-                validators["If-Modified-Since"] = known.last_modified
+                headers["If-Modified-Since"] = known.last_modified
         upstream = self._config.upstream(file.channel.upstream)
         ready = partial(self._ready, file, path)
         limit = self._config.limits.repodata_size
-        got = await self._client.download(upstream, file.url_on, path, validators, ready, limit)
+        got = await self._client.download(upstream, file.url_on, path, headers, ready, limit)
         now = self._clock()
         if got is None:
             fresh = await self._missing(file, path, now)

@@ -182,22 +182,24 @@ class UpstreamClient:
         upstream: Upstream,
         urls: Callable[[str], str],
         into: Path,
-        validators: dict[str, str],
+        headers: dict[str, str],
         ready: Callable[[Path, str], Awaitable[P]],
         limit: int,
     ) -> Downloaded[P] | None:
         """A whole body from the first of the group's mirrors that has it (`urls`: its URL on
-        a mirror), decoded, at most `limit` bytes, into a new file beside `into` that `ready`
-        takes from there (with the URL it came from; a ValueError if the body is not what was
-        asked: that mirror has failed). Asked with `validators` (If-None-Match,
-        If-Modified-Since). None when no mirror has it, also when those that answered said so
-        and the others failed: they are copies of one another, and a client probing for a
-        format no mirror has must get its 404 while one mirror is down."""
+        a mirror), at most `limit` bytes, into a new file beside `into` that `ready` takes
+        from there (with the URL it came from; a ValueError if the body is not what was asked:
+        that mirror has failed). Asked with `headers`: validators (If-None-Match,
+        If-Modified-Since), and `Accept-Encoding: identity` for bytes to keep as they are (a
+        compressed file); any other body is decoded. None when no mirror has it, also when
+        those that answered said so and the others failed: they are copies of one another,
+        and a client probing for a format no mirror has must get its 404 while one is down."""
+        decoded = headers.get("Accept-Encoding") != "identity"
         lacking = []
 
         async def ask(mirror: MirrorHealth) -> Downloaded[P] | None:
             url = urls(mirror.url)
-            async with self._requests.request(mirror, url, validators, file=True) as response:
+            async with self._requests.request(mirror, url, headers, file=True) as response:
                 status, url = response.status_code, str(response.url)
                 if status in NOT_FOUND:
                     lacking.append(mirror)
@@ -207,7 +209,7 @@ class UpstreamClient:
                     return Downloaded(url, None, etag, modified)
                 part = into.with_name(f".{into.name}.{uuid.uuid4().hex}.part")
                 try:
-                    await self._write(mirror, response, part, limit)
+                    await self._write(mirror, response, part, limit, decoded)
                     made = await ready(part, url)
                 except ValueError as exc:
                     raise self.mirrors.failed(mirror, f"{into.name}: {exc}") from None
@@ -223,12 +225,12 @@ class UpstreamClient:
             raise
 
     async def _write(
-        self, mirror: MirrorHealth, response: httpx.Response, part: Path, limit: int
+        self, mirror: MirrorHealth, response: httpx.Response, part: Path, limit: int, decoded: bool
     ) -> None:
         """The body into `part`; a body that breaks off has failed its mirror already."""
         with open(part, "wb") as out:
             size = 0
-            async for chunk in self._requests.chunks(mirror, response, decoded=True):
+            async for chunk in self._requests.chunks(mirror, response, decoded=decoded):
                 size += len(chunk)
                 if size > limit:
                     raise self.mirrors.failed(mirror, f"body larger than {limit:,} bytes")

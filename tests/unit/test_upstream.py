@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gzip
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from support.mock_net import file_response
+from support.mock_net import file_response, streamed
 
 from proxy.core.config import Config
 from proxy.core.config_yaml import parse_config
@@ -546,3 +549,35 @@ async def test_waiting_for_a_body_after_its_headers_does_not_spin_the_event_loop
     with anyio.fail_after(5):
         assert await hedged.answer("page") == "http://a/"
     assert rounds <= 3
+
+
+async def test_a_downloaded_body_is_decoded_unless_it_is_kept_as_sent(tmp_path: Path) -> None:
+    """JSON may come gzip-encoded and is decoded; a compressed file is asked as identity, and
+    a mirror that encodes it anyway has failed (its bytes would not be the file's)."""
+    conda = {"upstreams": {"c": {"mirrors": ["http://m/", "http://n/"]}}}
+    cfg, net = config("http://a/simple/", conda=conda), Net()
+    group, body, gzipped = cfg.conda_upstreams[0], b'{"info": {}}', {"Content-Encoding": "gzip"}
+
+    def answer(data: bytes, **headers: str) -> Answer:
+        return lambda _: httpx.Response(200, content=streamed(data), headers=headers)
+
+    net.answers["http://m/x.json"] = answer(gzip.compress(body), **gzipped)
+    net.answers["http://m/x.zst"] = answer(gzip.compress(body), **gzipped)
+    net.answers["http://n/x.zst"] = answer(b"zstd bytes")
+    up = client(cfg, net)
+
+    async def kept(part: Path, url: str) -> bytes:
+        return part.read_bytes()
+
+    identity = {"Accept-Encoding": "identity"}
+    for name, headers, expected in [("x.json", {}, body), ("x.zst", identity, b"zstd bytes")]:
+        with anyio.fail_after(5):
+            got = await up.download(group, partial(_joined, name), tmp_path / name, headers,
+                                    kept, 2**20)  # fmt: skip
+        assert got is not None and got.ready == expected
+    assert net.requests[1].headers["accept-encoding"] == "identity"
+    assert up.mirrors.of(group)[0].failures == 1
+
+
+def _joined(name: str, mirror: str) -> str:
+    return mirror + name
