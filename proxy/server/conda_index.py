@@ -38,6 +38,7 @@ import anyio
 from ..core.conda_channels import EMPTY_REPODATA, SHARD_INDEX, CondaPath
 from ..core.config import Config
 from ..core.model import CacheResult
+from .conda_download import WholeDownloads
 from .conda_files import Prepared, list_records, prepare
 from .conda_listing import CondaListing
 from .errors import UpstreamError
@@ -87,7 +88,7 @@ class CondaIndex:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
-        self._client = client
+        self._downloads = WholeDownloads(client, config.limits.repodata_size)
         self._listing = listing
         self._clock = clock
         self.root = config.cache_dir / "conda" / "index"
@@ -195,8 +196,7 @@ class CondaIndex:
                 headers["If-Modified-Since"] = known.last_modified
         upstream = self._config.upstream(file.channel.upstream)
         ready = partial(self._ready, file, path)
-        limit = self._config.limits.repodata_size
-        got = await self._client.download(upstream, file.url_on, path, headers, ready, limit)
+        got = await self._downloads.get(upstream, file.url_on, path, headers, ready)
         now = self._clock()
         if got is None:
             fresh = await self._missing(file, path, now)

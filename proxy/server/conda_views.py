@@ -78,7 +78,12 @@ async def _whole(services: Services, origin: FileOrigin) -> Path:
     """A small file, verified before a byte of it is sent (as `Fill.readable` holds it back
     anyway); one that does not verify is fetched once more, from the next source first, before
     the client is answered: conda clients give up on a 503 where pip would ask again."""
+    filler = services.filler
+
+    async def stored() -> Path:
+        return filler.cached(origin.link) or await filler.start(origin).wait()
+
     try:
-        return services.filler.cached(origin.link) or await services.filler.start(origin).wait()
+        return await stored()
     except FillFailed:
-        return services.filler.cached(origin.link) or await services.filler.start(origin).wait()
+        return await stored()

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -36,7 +34,6 @@ from .mirrors import MirrorFailed, Mirrors
 from .source_race import Lookups, Source, SourceRace
 
 T = TypeVar("T")
-P = TypeVar("P")
 
 # Bodies above this are parsed in a worker thread so the event loop keeps serving.
 _PARSE_INLINE_LIMIT = 256 * 1024
@@ -99,19 +96,19 @@ class UpstreamClient:
         self._flat = frozenset().union(*(u.flat for u in config.upstreams))
         self._listings = FlatListings(config.page_ttl, clock, self._fetch_listing)
         self._metrics = metrics
-        self._requests = MirrorRequests(config, self.mirrors, metrics, transport)
+        self.requests = MirrorRequests(config, self.mirrors, metrics, transport)
         self._limits = config.limits
         links = config.limits.page_links
         self._flat_listing = PageSpec(
             "listing", "text/html", partial(parse_flat_listing, max_links=links)
         )
         # One mirror's file, once a source is chosen (see `file_sources`).
-        self.open_file = self._requests.open_file
-        self.fetch_small = self._requests.fetch_small
+        self.open_file = self.requests.open_file
+        self.fetch_small = self.requests.fetch_small
 
     async def aclose(self) -> None:
         await self._listings.aclose()
-        await self._requests.aclose()
+        await self.requests.aclose()
 
     def next_probe(self, upstream: Upstream) -> float | None:
         return self.mirrors.next_probe(upstream)
@@ -125,13 +122,13 @@ class UpstreamClient:
         """The project's page from the first mirror that has it; None only when every mirror
         answered that it has no such project (a lagging mirror's 404 is not the last word,
         and a mirror that could not be asked leaves the question open)."""
-        return await self._failover(upstream, name, partial(self._mirror_page, name=name))
+        return await self.failover(upstream, name, partial(self._mirror_page, name=name))
 
     async def project_names(self, upstream: Upstream) -> set[NormalizedName]:
-        names = await self._failover(upstream, "index root", self._mirror_names)
+        names = await self.failover(upstream, "index root", self._mirror_names)
         return names or set()
 
-    async def _failover(
+    async def failover(
         self, upstream: Upstream, what: str, ask: Callable[[MirrorHealth], Awaitable[T | None]]
     ) -> T | None:
         """The first answer of the group's mirrors, asked in turn, the next one as well when
@@ -164,77 +161,18 @@ class UpstreamClient:
 
     async def _page(self, mirror: MirrorHealth, url: str, spec: PageSpec[T]) -> T:
         """A page of the mirror, parsed against the URL it finally came from."""
-        async with self._requests.request(mirror, url, {"Accept": spec.accept}) as response:
+        async with self.requests.request(mirror, url, {"Accept": spec.accept}) as response:
             status = response.status_code
             if status in NOT_FOUND:
                 if spec.absent is None:
                     raise self.mirrors.failed(mirror, f"HTTP {status} for the {spec.what}")
                 return spec.absent(status)
-            body = await self._requests.body(mirror, response, self._limits.page_size)
+            body = await self.requests.body(mirror, response, self._limits.page_size)
             try:
                 return await _parse(spec.parse, body, str(response.url))
             except Exception as exc:  # any way a hostile body breaks the parser
                 reason = exc if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
                 raise self.mirrors.failed(mirror, f"unparseable {spec.what}: {reason}") from None
-
-    async def download(
-        self,
-        upstream: Upstream,
-        urls: Callable[[str], str],
-        into: Path,
-        headers: dict[str, str],
-        ready: Callable[[Path, str], Awaitable[P]],
-        limit: int,
-    ) -> Downloaded[P] | None:
-        """A whole body from the first of the group's mirrors that has it (`urls`: its URL on
-        a mirror), at most `limit` bytes, into a new file beside `into` that `ready` takes
-        from there (with the URL it came from; a ValueError if the body is not what was asked:
-        that mirror has failed). Asked with `headers`: validators (If-None-Match,
-        If-Modified-Since), and `Accept-Encoding: identity` for bytes to keep as they are (a
-        compressed file); any other body is decoded. None when no mirror has it, also when
-        those that answered said so and the others failed: they are copies of one another,
-        and a client probing for a format no mirror has must get its 404 while one is down."""
-        decoded = headers.get("Accept-Encoding") != "identity"
-        lacking = []
-
-        async def ask(mirror: MirrorHealth) -> Downloaded[P] | None:
-            url = urls(mirror.url)
-            async with self._requests.request(mirror, url, headers, file=True) as response:
-                status, url = response.status_code, str(response.url)
-                if status in NOT_FOUND:
-                    lacking.append(mirror)
-                    return None
-                etag, modified = response.headers.get("etag"), response.headers.get("last-modified")
-                if status == 304:
-                    return Downloaded(url, None, etag, modified)
-                part = into.with_name(f".{into.name}.{uuid.uuid4().hex}.part")
-                try:
-                    await self._write(mirror, response, part, limit, decoded)
-                    made = await ready(part, url)
-                except ValueError as exc:
-                    raise self.mirrors.failed(mirror, f"{into.name}: {exc}") from None
-                finally:
-                    part.unlink(missing_ok=True)
-                return Downloaded(url, made, etag, modified)
-
-        try:
-            return await self._failover(upstream, into.name, ask)
-        except UpstreamError:
-            if lacking:
-                return None
-            raise
-
-    async def _write(
-        self, mirror: MirrorHealth, response: httpx.Response, part: Path, limit: int, decoded: bool
-    ) -> None:
-        """The body into `part`; a body that breaks off has failed its mirror already."""
-        with open(part, "wb") as out:
-            size = 0
-            async for chunk in self._requests.chunks(mirror, response, decoded=decoded):
-                size += len(chunk)
-                if size > limit:
-                    raise self.mirrors.failed(mirror, f"body larger than {limit:,} bytes")
-                out.write(chunk)
 
     # -- files ---------------------------------------------------------------------------
 
@@ -299,11 +237,11 @@ class UpstreamClient:
         async def ask(source: Source) -> tuple[int, bytes, int]:
             mirror, url = source
             try:
-                async with self._requests.request(mirror, url, headers) as response:
+                async with self.requests.request(mirror, url, headers) as response:
                     start, total = content_range(response.headers.get("content-range", ""))
                     if response.status_code != 206 or start is None or total is None:
                         raise UpstreamError(f"{url}: no range")  # not read, just closed
-                    body = await self._requests.body(mirror, response, self._limits.metadata_size)
+                    body = await self.requests.body(mirror, response, self._limits.metadata_size)
                     return start, body, total
             except MirrorFailed as exc:
                 raise UpstreamError(f"{url}: {exc}") from None
@@ -368,17 +306,6 @@ class UpstreamClient:
             await self.bucket.discard(link.sha256, link.filename)
         elif not link.mutable:
             self.mirrors.failed(mirror, f"{link.filename}: bytes do not match sha256", severe=True)
-
-
-@dataclass(frozen=True)
-class Downloaded(Generic[P]):
-    """A body downloaded into a file and made ready (`ready`; None: the copy the proxy holds
-    is current, a 304), with the URL it came from and the validators to ask again with."""
-
-    url: str
-    ready: P | None
-    etag: str | None
-    last_modified: str | None
 
 
 def _no_page(status: int) -> None:

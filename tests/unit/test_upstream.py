@@ -24,6 +24,7 @@ from proxy.core.config import Config
 from proxy.core.config_yaml import parse_config
 from proxy.core.health import MirrorHealth, State
 from proxy.core.model import FileLink, FileOrigin, NormalizedName, ProjectPage
+from proxy.server.conda_download import WholeDownloads
 from proxy.server.errors import NotFoundUpstream, UpstreamError
 from proxy.server.upstream import UpstreamClient
 
@@ -565,6 +566,7 @@ async def test_a_downloaded_body_is_decoded_unless_it_is_kept_as_sent(tmp_path: 
     net.answers["http://m/x.zst"] = answer(gzip.compress(body), **gzipped)
     net.answers["http://n/x.zst"] = answer(b"zstd bytes")
     up = client(cfg, net)
+    downloads = WholeDownloads(up, 2**20)
 
     async def kept(part: Path, url: str) -> bytes:
         return part.read_bytes()
@@ -572,8 +574,7 @@ async def test_a_downloaded_body_is_decoded_unless_it_is_kept_as_sent(tmp_path: 
     identity = {"Accept-Encoding": "identity"}
     for name, headers, expected in [("x.json", {}, body), ("x.zst", identity, b"zstd bytes")]:
         with anyio.fail_after(5):
-            got = await up.download(group, partial(_joined, name), tmp_path / name, headers,
-                                    kept, 2**20)  # fmt: skip
+            got = await downloads.get(group, partial(_joined, name), tmp_path / name, headers, kept)
         assert got is not None and got.ready == expected
     assert net.requests[1].headers["accept-encoding"] == "identity"
     assert up.mirrors.of(group)[0].failures == 1
