@@ -18,6 +18,8 @@ from .policy import Allowed
 from .units import parse_duration, parse_size, parse_timestamp
 
 Reader = Callable[[Any, str], Any]  # (value, key path) -> the value for Config
+# The name of an upstream group or an index (an index's is the first segment of a path).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def string(value: Any, path: str) -> str:

@@ -9,7 +9,6 @@ each.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +21,6 @@ from .config import (
     MIRROR_ORDERS,
     STRATEGIES,
     Circuit,
-    CondaChannel,
     Config,
     ConfigError,
     Hosted,
@@ -32,6 +30,7 @@ from .config import (
     Route,
     Upstream,
 )
+from .config_conda import conda_section
 from .local_folders import hosted_url, local_url
 from .policy import MODES, Policy
 from .pytorch_builds import with_builds
@@ -140,7 +139,7 @@ def parse_config(data: Any) -> Config:
         raise ConfigError("timeouts.hedge_max: shorter than timeouts.hedge_min")
     if values.get("segments", 1) > MAX_SEGMENTS:
         raise ConfigError(f"downloads.segments: at most {MAX_SEGMENTS}, got {values['segments']}")
-    conda_upstreams, channels = _conda(root.get("conda", {}), {u.name for u in upstreams})
+    conda_upstreams, channels = conda_section(root.get("conda", {}), {u.name for u in upstreams})
     return Config(
         upstreams=upstreams,
         indexes=indexes,
@@ -163,7 +162,6 @@ def _grouped(group: type[G], values: dict[str, Any]) -> G:
 
 # -- upstreams, routes and indexes ------------------------------------------------------------
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Index names are the first segment of a path; these are taken.
 _RESERVED = {"simple", "files", "-", "metrics", "conda", "upload"}
 
@@ -177,7 +175,7 @@ def _upstreams(value: Any) -> tuple[Upstream, ...]:
     result = []
     for name, body in groups.items():
         path = f"upstreams.{name}"
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not read.NAME.fullmatch(name):
             raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
         spec = read.mapping(body, path, {"mirrors", "kind", "tokens", "tokens_env"})
         if spec.get("kind") == "hosted":
@@ -262,7 +260,7 @@ def _indexes(root: dict[Any, Any], known: list[str], policy: Keys) -> tuple[Inde
 def _index(name: Any, body: Any, known: list[str], above: Keys) -> tuple[Index, bool]:
     """An index, and whether it says it is the default."""
     path = f"indexes.{name}"
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not read.NAME.fullmatch(name):
         raise ConfigError(f"{path}: index names are letters, digits, '.', '_' and '-'")
     if name in _RESERVED:
         raise ConfigError(f"{path}: {name!r} is taken by the proxy's own paths")
@@ -309,47 +307,3 @@ def _route(value: Any, known: list[str], path: str, above: Keys) -> Route:
         )
     policy = Policy(**_policy(spec.get("policy", {}), f"{path}.policy", above))
     return Route(patterns, tuple(targets), strategy, policy)
-
-
-# -- conda ------------------------------------------------------------------------------------
-
-# A channel's name as conda users write it: `conda-forge`, `pkgs/main`, `pytorch-nightly`;
-# the path of one below a mirror likewise (TUNA's `cloud/conda-forge`).
-_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(?:/[A-Za-z0-9][A-Za-z0-9_.-]*)*")
-
-
-def _conda(value: Any, taken: set[str]) -> tuple[tuple[Upstream, ...], tuple[CondaChannel, ...]]:
-    """`conda: {upstreams: {group: {mirrors: [...]}}, channels: {name: group/path}}`."""
-    spec = read.mapping(value, "conda", {"upstreams", "channels"})
-    groups = read.mapping(spec.get("upstreams", {}), "conda.upstreams", None)
-    upstreams = []
-    for name, body in groups.items():
-        path = f"conda.upstreams.{name}"
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigError(f"{path}: upstream names are letters, digits, '.', '_' and '-'")
-        if name in taken:
-            raise ConfigError(f"{path}: the name of an upstream under upstreams: too")
-        mirrors = read.sequence(read.mapping(body, path, {"mirrors"}).get("mirrors"),
-                                f"{path}.mirrors")  # fmt: skip
-        if not mirrors:
-            raise ConfigError(f"{path}.mirrors: needs at least one URL")
-        urls = tuple(read.index_url(m, f"{path}.mirrors[{i}]") for i, m in enumerate(mirrors))
-        upstreams.append(Upstream(name, urls))
-    channels = read.mapping(spec.get("channels", {}), "conda.channels", None)
-    known = [u.name for u in upstreams]
-    return tuple(upstreams), tuple(_channel(n, v, known) for n, v in channels.items())
-
-
-def _channel(name: Any, value: Any, known: list[str]) -> CondaChannel:
-    """A channel served from `<group>/<path>`: that path below each mirror of the group."""
-    path = f"conda.channels.{name}"
-    if not isinstance(name, str) or not _CHANNEL.fullmatch(name):
-        raise ConfigError(f"{path}: not a channel name (letters, digits, '.', '_', '-', '/')")
-    source = read.string(value, path).strip("/")
-    if not _CHANNEL.fullmatch(source):
-        raise ConfigError(f"{path}: expected <conda upstream>/<path>, got {value!r}")
-    group, _, below = source.partition("/")
-    if group not in known:
-        names = ", ".join(known) or "none"
-        raise ConfigError(f"{path}: unknown conda upstream {group!r} (known: {names})")
-    return CondaChannel(name, group, below)
